@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class OtpAuthConfig(AppConfig):
+    name = "otp_auth"
+    verbose_name = _("Two-factor authentication")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+        from . import providers  # noqa: F401  (connects the setting_changed receiver)

@@ -1,0 +1,73 @@
+"""Forms validate input shape only; codes are judged by the services, which also count
+malformed codes as failed attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
+from .constants import PHONE_CHANNELS, Channel
+from .exceptions import InvalidDestinationError
+from .services.devices import normalize_email, parse_phone_number
+
+__all__ = ["CodeForm", "DeviceAddForm", "LoginForm"]
+
+
+class LoginForm(AuthenticationForm):
+    """Django's own login form and error messages (no user enumeration)."""
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"),
+        required=False,
+        strip=False,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autofocus": True,
+                "maxlength": 32,
+                "spellcheck": "false",
+                "autocapitalize": "off",
+            }
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if app_settings.CODE_ALPHABET != "0123456789":
+            self.fields["code"].widget.attrs["inputmode"] = "text"
+
+
+class DeviceAddForm(forms.Form):
+    channel = forms.ChoiceField(label=_("Send codes by"))
+    destination = forms.CharField(
+        label=_("Phone number or email address"),
+        max_length=254,
+        help_text=_("Phone numbers in international format, e.g. +233 24 123 4567."),
+    )
+    name = forms.CharField(label=_("Name (optional)"), max_length=64, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["channel"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(c.value, c.label) for c in Channel if c.value in app_settings.CHANNELS]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        channel, destination = data.get("channel"), data.get("destination")
+        if channel and destination:
+            try:
+                if channel in PHONE_CHANNELS:
+                    data["destination"] = parse_phone_number(destination)
+                else:
+                    data["destination"] = normalize_email(destination)
+            except InvalidDestinationError as exc:
+                self.add_error("destination", forms.ValidationError(exc.message, code=exc.code))
+        return data

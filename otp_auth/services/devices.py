@@ -1,0 +1,141 @@
+"""Add, confirm and remove a user's devices.
+
+Numbers are parsed with ``phonenumbers`` and stored in E.164; the country allow-list is
+checked here, before any message is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import app_settings
+from ..constants import ENROLL_SESSION_KEY, PHONE_CHANNELS, Channel, Purpose
+from ..exceptions import DeviceError, InvalidCodeError, InvalidDestinationError
+from ..models import Challenge, Device
+from .challenges import cancel_challenge, issue_challenge, verify_challenge
+from .login import mark_verified
+
+__all__ = [
+    "add_device",
+    "confirm_device",
+    "normalize_email",
+    "parse_phone_number",
+    "pending_enrollment",
+    "remove_device",
+]
+
+
+def parse_phone_number(raw: str) -> str:
+    """E.164 form of ``raw``; ``InvalidDestinationError`` if invalid or not allowed."""
+    try:
+        number = phonenumbers.parse(raw, app_settings.DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidDestinationError() from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidDestinationError()
+    allowed = app_settings.ALLOWED_COUNTRIES
+    region = phonenumbers.region_code_for_number(number)
+    if allowed is not None and region not in allowed:
+        raise InvalidDestinationError(_("Phone numbers from this country are not supported."))
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def normalize_email(raw: str) -> str:
+    """The address with its domain lower-cased; ``InvalidDestinationError`` if malformed."""
+    try:
+        validate_email(raw)
+    except ValidationError as exc:
+        raise InvalidDestinationError() from exc
+    local, _, domain = raw.strip().rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def add_device(
+    request: HttpRequest,
+    user: Any,
+    *,
+    channel: str,
+    destination: str,
+    name: str = "",
+) -> tuple[Device, Challenge]:
+    """Create (or reuse) an unconfirmed device and send it an enrollment code.
+
+    The device serves ``channel`` and, for a phone, both SMS and voice if enabled.
+    """
+    if channel not in app_settings.CHANNELS:
+        raise DeviceError()
+    if channel in PHONE_CHANNELS:
+        phone, email = parse_phone_number(destination), ""
+        channels = [channel] + [
+            c for c in (Channel.SMS, Channel.VOICE) if c != channel and c in app_settings.CHANNELS
+        ]
+    else:
+        phone, email = "", normalize_email(destination)
+        channels = [Channel.EMAIL.value]
+    with transaction.atomic():
+        existing = Device.objects.for_user(user).filter(phone_number=phone, email=email).first()
+        if existing is not None and existing.confirmed:
+            raise InvalidDestinationError(_("This device is already on your account."))
+        device = existing or Device(user=user, phone_number=phone, email=email)
+        device.name = name[:64]
+        device.channels = [str(c) for c in channels]
+        device.save()
+    previous = request.session.get(ENROLL_SESSION_KEY)
+    if isinstance(previous, dict):
+        cancel_challenge(previous.get("challenge_id"), user=user)
+    challenge = issue_challenge(
+        user=user, device=device, purpose=Purpose.ENROLLMENT, channel=channel, request=request
+    )
+    request.session[ENROLL_SESSION_KEY] = {
+        "challenge_id": challenge.public_id,
+        "device_id": device.pk,
+    }
+    return device, challenge
+
+
+def pending_enrollment(request: HttpRequest, user: Any) -> Device | None:
+    """The unconfirmed device awaiting its code in this session, if any."""
+    raw = request.session.get(ENROLL_SESSION_KEY)
+    if not isinstance(raw, dict):
+        return None
+    return Device.objects.for_user(user).filter(pk=raw.get("device_id"), confirmed=False).first()
+
+
+def confirm_device(request: HttpRequest, user: Any, code: object) -> Device:
+    """Check the enrollment code and mark the device confirmed.
+
+    Confirming the first device also marks the session verified.
+    """
+    raw = request.session.get(ENROLL_SESSION_KEY)
+    if not isinstance(raw, dict):
+        raise InvalidCodeError("unknown")
+    challenge = verify_challenge(
+        raw.get("challenge_id"), code, purpose=Purpose.ENROLLMENT, user=user, request=request
+    )
+    request.session.pop(ENROLL_SESSION_KEY, None)
+    device = challenge.device
+    if device is None:
+        raise InvalidCodeError("unknown")
+    device.confirmed = True
+    device.last_used_at = challenge.consumed_at
+    device.save(update_fields=["confirmed", "last_used_at"])
+    mark_verified(request, user, challenge)
+    return device
+
+
+def remove_device(user: Any, device_id: object) -> None:
+    """Delete one of the user's devices. Callers require a fresh step-up first."""
+    try:
+        pk = int(str(device_id))
+    except ValueError as exc:
+        raise DeviceError() from exc
+    deleted, _ = Device.objects.for_user(user).filter(pk=pk).delete()
+    if not deleted:
+        raise DeviceError()

@@ -1,0 +1,432 @@
+"""HTML views: validate input, call ``otp_auth.services``, map results to pages.
+
+Every view that takes a password or a code is ``sensitive_post_parameters``,
+``csrf_protect`` and ``never_cache``; state-changing views accept POST only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import BACKEND_SESSION_KEY, REDIRECT_FIELD_NAME, login, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.decorators import method_decorator
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .conf import app_settings
+from .exceptions import (
+    ChallengeLockedError,
+    DeliveryError,
+    DeviceError,
+    FlowExpiredError,
+    InvalidCodeError,
+    OTPAuthError,
+    ResendTooSoonError,
+)
+from .forms import CodeForm, DeviceAddForm, LoginForm
+from .models import Challenge, Device
+from .services import challenges as challenge_service
+from .services import devices as device_service
+from .services import login as login_service
+from .services import step_up as step_up_service
+from .utils import safe_next_url
+
+__all__ = [
+    "CancelView",
+    "DeviceAddView",
+    "DeviceConfirmView",
+    "DeviceListView",
+    "DeviceRemoveView",
+    "LoginView",
+    "LogoutView",
+    "ResendView",
+    "StepUpView",
+    "SwitchDeviceView",
+    "VerifyView",
+]
+
+secret_view = [
+    sensitive_post_parameters("password", "code"),
+    csrf_protect,
+    never_cache,
+]
+
+
+def _next_from(request: HttpRequest) -> str:
+    candidate = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME)
+    return safe_next_url(request, candidate) or ""
+
+
+def _with_next(url_name: str, next_url: str) -> str:
+    url = resolve_url(url_name)
+    return f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}" if next_url else url
+
+
+@method_decorator(secret_view, name="dispatch")
+class LoginView(View):
+    """Step 1: username and password through Django's backends and form."""
+
+    template_name = "otp_auth/login.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        next_url = _next_from(request)
+        if request.user.is_authenticated:
+            if login_service.is_session_verified(request, request.user):
+                return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
+            return redirect(_with_next("otp_auth:verify", next_url))
+        return self.render(request, LoginForm(request), next_url)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        next_url = _next_from(request)
+        form = LoginForm(request, data=request.POST)
+        if not form.is_valid():
+            return self.render(request, form, next_url)
+        user = form.get_user()
+        try:
+            challenge = login_service.start_login(
+                request, user, backend=user.backend, next_url=next_url
+            )
+        except (DeliveryError, DeviceError):
+            logout(request)
+            form.add_error(None, DeliveryError.default_message)
+            return self.render(request, LoginForm(request), next_url, form_error=True)
+        if challenge is None:
+            # No confirmed device: password-only login; the middleware sends the user to
+            # enrollment first when REQUIRE_ENROLLMENT is on.
+            login(request, user)
+            return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
+        return redirect("otp_auth:verify")
+
+    def render(
+        self, request: HttpRequest, form: Any, next_url: str, form_error: bool = False
+    ) -> HttpResponse:
+        context = {"form": form, "next": next_url, "delivery_error": form_error}
+        return render(request, self.template_name, context)
+
+
+@method_decorator(secret_view, name="dispatch")
+class VerifyView(View):
+    """Step 2: the code. Also resumes a session logged in by another path."""
+
+    template_name = "otp_auth/verify.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        try:
+            pending = login_service.get_pending_login(request)
+        except FlowExpiredError as exc:
+            return self._restart(request, exc)
+        if pending is None:
+            return self._resume(request)
+        return self.render(request, pending, CodeForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = CodeForm(request.POST)
+        form.is_valid()
+        try:
+            _user, next_url = login_service.complete_login(request, form.cleaned_data.get("code"))
+        except FlowExpiredError as exc:
+            return self._restart(request, exc)
+        except ChallengeLockedError as exc:
+            pending = login_service.get_pending_login(request)
+            if pending is None:
+                return redirect("otp_auth:login")
+            return self.render(request, pending, CodeForm(), locked=True, error=exc.message)
+        except InvalidCodeError as exc:
+            pending = login_service.get_pending_login(request)
+            if pending is None:
+                return redirect("otp_auth:login")
+            form = CodeForm()
+            form.add_error("code", exc.message)
+            return self.render(request, pending, form)
+        return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
+
+    def _resume(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect(_with_next("otp_auth:login", _next_from(request)))
+        if login_service.is_session_verified(request, user):
+            return redirect(_next_from(request) or app_settings.LOGIN_REDIRECT_URL)
+        try:
+            challenge = login_service.start_login(
+                request,
+                user,
+                backend=request.session.get(BACKEND_SESSION_KEY, ""),
+                next_url=_next_from(request),
+                resume=True,
+            )
+        except (DeliveryError, DeviceError):
+            logout(request)
+            messages.error(request, str(DeliveryError.default_message))
+            return redirect("otp_auth:login")
+        if challenge is None:
+            return redirect("otp_auth:device_add")
+        return redirect("otp_auth:verify")
+
+    def _restart(self, request: HttpRequest, exc: OTPAuthError) -> HttpResponse:
+        logout(request)
+        messages.error(request, str(exc.message))
+        return redirect("otp_auth:login")
+
+    def render(
+        self,
+        request: HttpRequest,
+        pending: login_service.PendingLogin,
+        form: CodeForm,
+        *,
+        locked: bool = False,
+        error: Any = None,
+    ) -> HttpResponse:
+        challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
+        if challenge is None:
+            return redirect("otp_auth:login")
+        others = [
+            d
+            for d in Device.objects.confirmed().filter(user_id=pending.user_id)
+            if d.pk != pending.device_id
+        ]
+        context = {
+            "form": form,
+            "challenge": challenge,
+            "locked": locked or challenge.status == "locked",
+            "locked_message": error,
+            "resend_in": challenge_service.resend_available_in(challenge),
+            "other_devices": others,
+        }
+        return render(request, self.template_name, context)
+
+
+@method_decorator(secret_view, name="dispatch")
+class ResendView(View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        try:
+            login_service.resend_login_code(request)
+        except FlowExpiredError as exc:
+            logout(request)
+            messages.error(request, str(exc.message))
+            return redirect("otp_auth:login")
+        except ResendTooSoonError as exc:
+            messages.warning(
+                request, _("Please wait %(s)s seconds before asking again.") % {"s": exc.retry_after}
+            )
+        except DeliveryError:
+            logout(request)
+            messages.error(request, str(DeliveryError.default_message))
+            return redirect("otp_auth:login")
+        except OTPAuthError as exc:
+            messages.error(request, str(exc.message))
+        else:
+            messages.success(request, _("A new code is on its way."))
+        return redirect("otp_auth:verify")
+
+
+@method_decorator(secret_view, name="dispatch")
+class SwitchDeviceView(View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        try:
+            login_service.switch_device(request, request.POST.get("device"))
+        except (FlowExpiredError, DeliveryError) as exc:
+            logout(request)
+            messages.error(request, str(exc.message))
+            return redirect("otp_auth:login")
+        except OTPAuthError as exc:
+            messages.error(request, str(exc.message))
+        return redirect("otp_auth:verify")
+
+
+@method_decorator(secret_view, name="dispatch")
+class CancelView(View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        login_service.cancel_login(request)
+        return redirect("otp_auth:login")
+
+
+@method_decorator(secret_view, name="dispatch")
+class LogoutView(View):
+    """POST-only logout that also cancels a half-finished login."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        login_service.cancel_login(request)
+        return redirect(_next_from(request) or resolve_url("otp_auth:login"))
+
+
+def _device_gate(request: HttpRequest, *, fresh: bool) -> HttpResponse | None:
+    """Who may manage devices: a verified session (fresh when ``fresh``), or a user with no
+    confirmed device yet (their first enrollment)."""
+    user = request.user
+    here = request.get_full_path()
+    if not user.is_authenticated:
+        return HttpResponseRedirect(_with_next("otp_auth:login", here))
+    if not login_service.is_session_verified(request, user):
+        if Device.objects.confirmed().for_user(user).exists():
+            return HttpResponseRedirect(_with_next("otp_auth:verify", here))
+        return None
+    if fresh and not step_up_service.has_recent_step_up(request, user):
+        return HttpResponseRedirect(_with_next("otp_auth:step_up", here))
+    return None
+
+
+@method_decorator(never_cache, name="dispatch")
+class DeviceListView(View):
+    template_name = "otp_auth/devices.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        refusal = _device_gate(request, fresh=False)
+        if refusal:
+            return refusal
+        devices = Device.objects.confirmed().for_user(request.user)
+        return render(request, self.template_name, {"devices": devices})
+
+
+@method_decorator(secret_view, name="dispatch")
+class DeviceAddView(View):
+    template_name = "otp_auth/device_add.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refusal = _device_gate(request, fresh=True)
+        return refusal or super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, self.template_name, {"form": DeviceAddForm()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = DeviceAddForm(request.POST)
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form})
+        try:
+            device_service.add_device(
+                request,
+                request.user,
+                channel=form.cleaned_data["channel"],
+                destination=form.cleaned_data["destination"],
+                name=form.cleaned_data.get("name", ""),
+            )
+        except (DeviceError, DeliveryError) as exc:
+            form.add_error(None, exc.message)
+            return render(request, self.template_name, {"form": form})
+        return redirect("otp_auth:device_confirm")
+
+
+@method_decorator(secret_view, name="dispatch")
+class DeviceConfirmView(View):
+    template_name = "otp_auth/device_confirm.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refusal = _device_gate(request, fresh=False)
+        return refusal or super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        device = device_service.pending_enrollment(request, request.user)
+        if device is None:
+            return redirect("otp_auth:device_add")
+        return render(request, self.template_name, {"form": CodeForm(), "device": device})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        device = device_service.pending_enrollment(request, request.user)
+        if device is None:
+            return redirect("otp_auth:device_add")
+        form = CodeForm(request.POST)
+        form.is_valid()
+        try:
+            device_service.confirm_device(request, request.user, form.cleaned_data.get("code"))
+        except ChallengeLockedError as exc:
+            messages.error(request, str(exc.message))
+            return redirect("otp_auth:device_add")
+        except InvalidCodeError as exc:
+            form = CodeForm()
+            form.add_error("code", exc.message)
+            return render(request, self.template_name, {"form": form, "device": device})
+        messages.success(request, _("Device added."))
+        return redirect("otp_auth:devices")
+
+
+@method_decorator(secret_view, name="dispatch")
+class DeviceRemoveView(View):
+    """Removing a device needs a fresh second factor (``STEP_UP_MAX_AGE``)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        refusal = _device_gate(request, fresh=True)
+        if refusal:
+            return HttpResponseRedirect(
+                _with_next("otp_auth:step_up", resolve_url("otp_auth:devices"))
+            )
+        try:
+            device_service.remove_device(request.user, pk)
+        except DeviceError:
+            messages.error(request, _("That device was not found."))
+        else:
+            messages.success(request, _("Device removed."))
+        return redirect("otp_auth:devices")
+
+
+@method_decorator(secret_view, name="dispatch")
+class StepUpView(View):
+    """A fresh code before a sensitive action; ``?next=`` says where to go after."""
+
+    template_name = "otp_auth/step_up.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated or not login_service.is_session_verified(request, user):
+            return HttpResponseRedirect(_with_next("otp_auth:login", request.get_full_path()))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.render(request, CodeForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        if "send" in request.POST:
+            try:
+                step_up_service.start_step_up(
+                    request,
+                    request.user,
+                    device_id=request.POST.get("device"),
+                    next_url=_next_from(request),
+                )
+            except (DeviceError, DeliveryError) as exc:
+                messages.error(request, str(exc.message))
+            return self.render(request, CodeForm())
+        form = CodeForm(request.POST)
+        form.is_valid()
+        try:
+            next_url = step_up_service.complete_step_up(
+                request, request.user, form.cleaned_data.get("code")
+            )
+        except ChallengeLockedError as exc:
+            messages.error(request, str(exc.message))
+            request.session.pop("_otp_auth_step_up_pending", None)
+            return self.render(request, CodeForm())
+        except InvalidCodeError as exc:
+            form = CodeForm()
+            form.add_error("code", exc.message)
+            return self.render(request, form)
+        return redirect(safe_next_url(request, next_url) or app_settings.LOGIN_REDIRECT_URL)
+
+    def render(self, request: HttpRequest, form: CodeForm) -> HttpResponse:
+        pending = step_up_service.pending_step_up(request)
+        challenge = (
+            Challenge.objects.filter(public_id=pending["challenge_id"]).first() if pending else None
+        )
+        context = {
+            "form": form,
+            "challenge": challenge if challenge and challenge.status == "pending" else None,
+            "devices": Device.objects.confirmed().for_user(request.user),
+            "next": _next_from(request) or (pending or {}).get("next_url", ""),
+        }
+        return render(request, self.template_name, context)
