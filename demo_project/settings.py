@@ -54,7 +54,9 @@ TEMPLATES = [
 ]
 WSGI_APPLICATION = "demo_project.wsgi.application"
 
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")}
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}")
+}
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -83,7 +85,9 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 OTP_AUTH = {
     "SITE_NAME": "otp_auth demo",
     "PROVIDERS": {
-        "default": {"BACKEND": env.str("OTP_PROVIDER", default="otp_auth.providers.console.ConsoleProvider")},
+        "default": {
+            "BACKEND": env.str("OTP_PROVIDER", default="otp_auth.providers.console.ConsoleProvider")
+        },
         "email": {"BACKEND": "otp_auth.providers.email.EmailProvider"},
     },
     "CHANNEL_PROVIDERS": {"email": "email"},

@@ -88,8 +88,15 @@ class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ("confirmed", "created_at")
     list_select_related = ("user",)
     search_fields = _user_search_fields()
-    fields = ("user", "name", "masked_destination", "channels", "confirmed", "created_at",
-              "last_used_at")
+    fields = (
+        "user",
+        "name",
+        "masked_destination",
+        "channels",
+        "confirmed",
+        "created_at",
+        "last_used_at",
+    )
     readonly_fields = fields
 
     @admin.display(description=_("destination"))

@@ -10,5 +10,7 @@ class OtpAuthConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-        from . import providers  # noqa: F401  (connects the setting_changed receiver)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            providers,  # noqa: F401  (connects the setting_changed receiver)
+        )

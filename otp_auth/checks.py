@@ -54,8 +54,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if attempts > 10:
         messages.append(
             Warning(
-                f"OTP_AUTH['MAX_ATTEMPTS'] is {attempts}: each challenge allows that many "
-                "guesses.",
+                f"OTP_AUTH['MAX_ATTEMPTS'] is {attempts}: each challenge allows that many guesses.",
                 hint="Keep it at 10 or below (default 5).",
                 id="otp_auth.W002",
             )

@@ -20,8 +20,9 @@ __all__ = ["otp_required", "otp_check"]
 V = TypeVar("V", bound=Callable[..., HttpResponse])
 
 
-def otp_check(request: HttpRequest, *, if_configured: bool = False, fresh: int | None = None
-              ) -> HttpResponse | None:
+def otp_check(
+    request: HttpRequest, *, if_configured: bool = False, fresh: int | None = None
+) -> HttpResponse | None:
     """The redirect that ``otp_required`` would answer with, or ``None`` to proceed."""
     user = request.user
     here = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})

@@ -25,6 +25,7 @@ from django.utils.http import urlencode
 from .conf import app_settings
 from .models import Device
 from .services.login import is_session_verified
+from .utils import safe_next_url
 
 __all__ = ["OTPMiddleware"]
 
@@ -83,9 +84,13 @@ def _refuse(request: HttpRequest, target: str) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         query = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})
         return HttpResponseRedirect(f"{target}?{query}")
-    return JsonResponse(
-        {"code": "otp_required", "detail": "Second factor required."}, status=403
-    )
+    return JsonResponse({"code": "otp_required", "detail": "Second factor required."}, status=403)
+
+
+def _admin_login_redirect(request: HttpRequest) -> HttpResponse:
+    target = safe_next_url(request, request.GET.get(REDIRECT_FIELD_NAME)) or reverse("admin:index")
+    query = urlencode({REDIRECT_FIELD_NAME: target})
+    return HttpResponseRedirect(f"{reverse('otp_auth:login')}?{query}")
 
 
 def _decide(request: HttpRequest, user: Any) -> HttpResponse | None:
@@ -96,9 +101,9 @@ def _decide(request: HttpRequest, user: Any) -> HttpResponse | None:
             match is not None
             and match.view_name == "admin:login"
             and app_settings.ADMIN_LOGIN_REDIRECT
+            and request.method in ("GET", "HEAD")
         ):
-            if request.method in ("GET", "HEAD"):
-                return _refuse(request, reverse("otp_auth:login"))
+            return _admin_login_redirect(request)
         return None
     if not app_settings.ENFORCE or is_session_verified(request, user):
         return None

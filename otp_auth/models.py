@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .constants import PHONE_CHANNELS, Channel, ChallengeStatus, Purpose
+from .constants import PHONE_CHANNELS, ChallengeStatus, Channel, Purpose
 from .crypto import generate_public_id, mask_email, mask_phone
 
 if TYPE_CHECKING:

@@ -215,7 +215,8 @@ class ResendView(View):
             return redirect("otp_auth:login")
         except ResendTooSoonError as exc:
             messages.warning(
-                request, _("Please wait %(s)s seconds before asking again.") % {"s": exc.retry_after}
+                request,
+                _("Please wait %(s)s seconds before asking again.") % {"s": exc.retry_after},
             )
         except DeliveryError:
             logout(request)

@@ -35,17 +35,28 @@ def last_code(box: list[Any] | None = None) -> str:
 
 @pytest.fixture
 def make_user(django_user_model: Any) -> Any:
-    def make(username: str = "alice", *, phone: str | None = "+233241234567",
-             email: str | None = None, **extra: Any) -> Any:
+    def make(
+        username: str = "alice",
+        *,
+        phone: str | None = "+233241234567",
+        email: str | None = None,
+        **extra: Any,
+    ) -> Any:
         user = django_user_model.objects.create_user(
             username=username, password=PASSWORD, email=f"{username}@example.com", **extra
         )
         if phone:
-            Device.objects.create(user=user, phone_number=phone, channels=["sms", "voice"],
-                                  confirmed=True, name="Phone")
+            Device.objects.create(
+                user=user,
+                phone_number=phone,
+                channels=["sms", "voice"],
+                confirmed=True,
+                name="Phone",
+            )
         if email:
-            Device.objects.create(user=user, email=email, channels=["email"], confirmed=True,
-                                  name="Mail")
+            Device.objects.create(
+                user=user, email=email, channels=["email"], confirmed=True, name="Mail"
+            )
         return user
 
     return make
@@ -61,8 +72,9 @@ def client() -> Client:
     return Client()
 
 
-def password_step(client: Client, username: str = "alice", password: str = PASSWORD,
-                  **extra: Any) -> Any:
+def password_step(
+    client: Client, username: str = "alice", password: str = PASSWORD, **extra: Any
+) -> Any:
     return client.post("/account/login/", {"username": username, "password": password, **extra})
 
 

@@ -40,8 +40,11 @@ urlpatterns = [
     path("public/", public, name="public"),
     # A second, password-only login route, as a site might have: the middleware must
     # still demand the second factor from sessions it creates.
-    path("plain-login/", DjangoLoginView.as_view(template_name="otp_auth/login.html"),
-         name="plain_login"),
+    path(
+        "plain-login/",
+        DjangoLoginView.as_view(template_name="otp_auth/login.html"),
+        name="plain_login",
+    ),
     path("account/", include("otp_auth.urls")),
     path("admin/", admin.site.urls),
 ]

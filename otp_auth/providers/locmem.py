@@ -1,8 +1,8 @@
 """Test provider: keeps messages in ``outbox`` and can be primed to fail.
 
-    from otp_auth.providers import locmem
-    locmem.outbox[-1].text            # the last message
-    locmem.fail_next(ProviderError("down"))   # the next send raises
+from otp_auth.providers import locmem
+locmem.outbox[-1].text            # the last message
+locmem.fail_next(ProviderError("down"))   # the next send raises
 """
 
 from __future__ import annotations

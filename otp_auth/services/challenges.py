@@ -200,7 +200,9 @@ def verify_challenge(
 def _code_matches(challenge: Challenge, code: str) -> bool:
     provider = get_provider(challenge.provider_alias)
     if provider.hosted_verify:
-        destination = challenge.device.destination_for(challenge.channel) if challenge.device else ""
+        destination = (
+            challenge.device.destination_for(challenge.channel) if challenge.device else ""
+        )
         return provider.check(challenge.provider_reference, destination, code)
     return verify_code(
         code, challenge.code_hash, challenge_id=challenge.public_id, purpose=challenge.purpose

@@ -54,9 +54,7 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
                 context,
             ).split()
         )
-        html = _render(
-            [f"{base}/{challenge.purpose}/email.html", f"{base}/email.html"], context
-        )
+        html = _render([f"{base}/{challenge.purpose}/email.html", f"{base}/email.html"], context)
     return OTPMessage(
         destination=destination,
         text=text,
@@ -101,9 +99,7 @@ def send_code(
     return _guarded(challenge, provider, lambda: provider.send(message))
 
 
-def start_hosted(
-    challenge: Challenge, provider: BaseProvider, destination: str
-) -> DeliveryResult:
+def start_hosted(challenge: Challenge, provider: BaseProvider, destination: str) -> DeliveryResult:
     """Ask a hosted-verify ``provider`` to generate and send the code itself."""
     verification = HostedVerification(
         destination=destination,

@@ -26,10 +26,17 @@ class Command(BaseCommand):
         user.save()
         Device.objects.filter(user=user).delete()
         Device.objects.create(
-            user=user, name="Phone", phone_number="+233241234567",
-            channels=["sms", "voice"], confirmed=True,
+            user=user,
+            name="Phone",
+            phone_number="+233241234567",
+            channels=["sms", "voice"],
+            confirmed=True,
         )
         Device.objects.create(
-            user=user, name="Email", email="demo@example.com", channels=["email"], confirmed=True,
+            user=user,
+            name="Email",
+            email="demo@example.com",
+            channels=["email"],
+            confirmed=True,
         )
         self.stdout.write(f"Demo user ready: {USERNAME} / {PASSWORD} (superuser, 2 devices).")
