@@ -42,9 +42,10 @@ class OTPAuthError(Exception):
     default_message: str | Promise = _("The one-time code could not be processed.")
 
     def __init__(self, message: str | Promise | None = None, **context: Any) -> None:
-        self.message = message if message is not None else self.default_message
+        # Rendered now, in the active language of the request that raised it.
+        self.message: str = str(message if message is not None else self.default_message)
         self.context = context
-        super().__init__(str(self.message))
+        super().__init__(self.message)
 
 
 class ChallengeError(OTPAuthError):

@@ -120,9 +120,9 @@ def _decide(request: HttpRequest, user: Any) -> HttpResponse | None:
 
 def _resolved(user: Any) -> Any:
     if isinstance(user, SimpleLazyObject):
-        if user._wrapped is empty:  # type: ignore[attr-defined]
-            user._setup()  # type: ignore[attr-defined]
-        return user._wrapped  # type: ignore[attr-defined]
+        if user._wrapped is empty:
+            user._setup()
+        return user._wrapped
     return user
 
 
@@ -155,8 +155,8 @@ class OTPMiddleware:
         async def auser() -> Any:
             return _attach(request, await original_auser())
 
-        request.auser = auser  # type: ignore[method-assign]
-        response: Awaitable[Any] = self.get_response(request)  # type: ignore[assignment]
+        request.auser = auser
+        response: Awaitable[Any] = self.get_response(request)
         return await response
 
     @staticmethod

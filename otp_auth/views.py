@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import BACKEND_SESSION_KEY, REDIRECT_FIELD_NAME, login, logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
@@ -297,7 +297,7 @@ class DeviceListView(View):
 class DeviceAddView(View):
     template_name = "otp_auth/device_add.html"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         refusal = _device_gate(request, fresh=True)
         return refusal or super().dispatch(request, *args, **kwargs)
 
@@ -326,7 +326,7 @@ class DeviceAddView(View):
 class DeviceConfirmView(View):
     template_name = "otp_auth/device_confirm.html"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         refusal = _device_gate(request, fresh=False)
         return refusal or super().dispatch(request, *args, **kwargs)
 
@@ -382,7 +382,7 @@ class StepUpView(View):
 
     template_name = "otp_auth/step_up.html"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         user = request.user
         if not user.is_authenticated or not login_service.is_session_verified(request, user):
             return HttpResponseRedirect(_with_next("otp_auth:login", request.get_full_path()))

@@ -25,7 +25,7 @@ logger = logging.getLogger("otp_auth")
 
 
 def _render(names: list[str], context: dict[str, object]) -> str:
-    return select_template(names).render(context).strip()
+    return str(select_template(names).render(context)).strip()
 
 
 def render_message(challenge: Challenge, code: str, destination: str) -> OTPMessage:

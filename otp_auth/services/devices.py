@@ -105,7 +105,10 @@ def pending_enrollment(request: HttpRequest, user: Any) -> Device | None:
     raw = request.session.get(ENROLL_SESSION_KEY)
     if not isinstance(raw, dict):
         return None
-    return Device.objects.for_user(user).filter(pk=raw.get("device_id"), confirmed=False).first()
+    device_id = raw.get("device_id")
+    if not isinstance(device_id, int):
+        return None
+    return Device.objects.for_user(user).filter(pk=device_id, confirmed=False).first()
 
 
 def confirm_device(request: HttpRequest, user: Any, code: object) -> Device:
