@@ -79,6 +79,7 @@ def issue_challenge(
     purpose: str,
     channel: str | None = None,
     request: HttpRequest | None = None,
+    replaces: Challenge | None = None,
 ) -> Challenge:
     """Create a challenge for ``device`` and deliver its code.
 
@@ -86,6 +87,9 @@ def issue_challenge(
     delivery outcome. Raises ``DeviceError`` for a device that cannot be used and
     ``DeliveryError`` when the provider fails (the challenge is then stored as
     ``send_failed`` for the audit trail and accepts no code).
+
+    ``replaces`` is the challenge this one takes over from (another device in the same
+    login): its wrong attempts and sends carry over, so switching never buys guesses.
     """
     channel = channel or device.default_channel
     if (
@@ -106,9 +110,10 @@ def issue_challenge(
         provider_alias=provider.alias,
         destination_masked=device.masked_destination,
         max_attempts=app_settings.MAX_ATTEMPTS,
+        attempts=replaces.attempts if replaces else 0,
         created_at=now,
         last_sent_at=now,
-        send_count=1,
+        send_count=replaces.send_count + 1 if replaces else 1,
         expires_at=now + timedelta(seconds=app_settings.CODE_TTL),
         ip_address=client_ip(request),
         user_agent=user_agent(request),

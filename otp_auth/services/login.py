@@ -13,14 +13,33 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.contrib.auth import get_user_model, login, logout
+from django.contrib.auth import SESSION_KEY, get_user_model, login, logout
 from django.http import HttpRequest
 
 from ..conf import app_settings
-from ..constants import PENDING_SESSION_KEY, STEP_UP_SESSION_KEY, VERIFIED_SESSION_KEY, Purpose
-from ..exceptions import DeviceError, FlowExpiredError, InvalidCodeError
+from ..constants import (
+    PENDING_SESSION_KEY,
+    STEP_UP_SESSION_KEY,
+    VERIFIED_SESSION_KEY,
+    ChallengeStatus,
+    Purpose,
+)
+from ..exceptions import (
+    ChallengeLockedError,
+    DeviceError,
+    FlowExpiredError,
+    InvalidCodeError,
+    ResendLimitError,
+    ResendTooSoonError,
+)
 from ..models import Challenge, Device
-from .challenges import cancel_challenge, issue_challenge, resend_challenge, verify_challenge
+from .challenges import (
+    cancel_challenge,
+    issue_challenge,
+    resend_available_in,
+    resend_challenge,
+    verify_challenge,
+)
 
 __all__ = [
     "PendingLogin",
@@ -82,8 +101,12 @@ def start_login(
         return None
     discard_pending(request)
     if not resume:
-        # A new key for the partial session defeats a fixed pre-login session id.
-        request.session.cycle_key()
+        if SESSION_KEY in request.session:
+            # Someone else is logged in on this browser: end that session entirely.
+            logout(request)
+        else:
+            # A new key for the partial session defeats a fixed pre-login session id.
+            request.session.cycle_key()
     device = devices[0]
     challenge = issue_challenge(user=user, device=device, purpose=Purpose.LOGIN, request=request)
     _store(
@@ -170,7 +193,8 @@ def is_session_verified(request: HttpRequest, user: Any) -> bool:
 def switch_device(request: HttpRequest, device_id: object) -> Challenge:
     """Send the pending login's code to another confirmed device of the same user.
 
-    The old challenge is cancelled; its wrong attempts stay on record.
+    The old challenge is cancelled; the new one inherits its wrong attempts and send
+    count, and the resend cooldown applies.
     """
     pending = get_pending_login(request)
     if pending is None:
@@ -179,9 +203,22 @@ def switch_device(request: HttpRequest, device_id: object) -> Challenge:
         device = Device.objects.confirmed().get(pk=int(str(device_id)), user_id=pending.user_id)
     except (Device.DoesNotExist, ValueError, TypeError) as exc:
         raise DeviceError() from exc
+    current = Challenge.objects.filter(
+        public_id=pending.challenge_id, user_id=pending.user_id
+    ).first()
+    if current is None:
+        raise InvalidCodeError("unknown")
+    if current.status == ChallengeStatus.LOCKED:
+        raise ChallengeLockedError()
+    # Switching is a resend to another device: same cooldown, same budget of sends.
+    if current.send_count > app_settings.MAX_RESENDS:
+        raise ResendLimitError()
+    wait = resend_available_in(current)
+    if wait:
+        raise ResendTooSoonError(wait)
     cancel_challenge(pending.challenge_id)
     challenge = issue_challenge(
-        user=device.user, device=device, purpose=Purpose.LOGIN, request=request
+        user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current
     )
     pending.challenge_id = challenge.public_id
     pending.device_id = device.pk
