@@ -64,6 +64,14 @@ def _next_from(request: HttpRequest) -> str:
     return safe_next_url(request, candidate) or ""
 
 
+def _refused_code_form(message: Any) -> CodeForm:
+    """An empty code form carrying ``message``: a refused code is never echoed back."""
+    form = CodeForm()
+    form.cleaned_data = {}  # add_error() on an unbound form needs it.
+    form.add_error("code", message)
+    return form
+
+
 def _with_next(url_name: str, next_url: str) -> str:
     url = resolve_url(url_name)
     return f"{url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}" if next_url else url
@@ -96,7 +104,7 @@ class LoginView(View):
         except (DeliveryError, DeviceError):
             logout(request)
             form.add_error(None, DeliveryError.default_message)
-            return self.render(request, LoginForm(request), next_url, form_error=True)
+            return self.render(request, form, next_url, form_error=True)
         if challenge is None:
             # No confirmed device: password-only login; the middleware sends the user to
             # enrollment first when REQUIRE_ENROLLMENT is on.
@@ -142,9 +150,7 @@ class VerifyView(View):
             pending = login_service.get_pending_login(request)
             if pending is None:
                 return redirect("otp_auth:login")
-            form = CodeForm()
-            form.add_error("code", exc.message)
-            return self.render(request, pending, form)
+            return self.render(request, pending, _refused_code_form(exc.message))
         return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
 
     def _resume(self, request: HttpRequest) -> HttpResponse:
@@ -185,7 +191,14 @@ class VerifyView(View):
     ) -> HttpResponse:
         challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
         if challenge is None:
-            return redirect("otp_auth:login")
+            if not form.errors:
+                return redirect("otp_auth:login")
+            # A refused code must look the same whether or not its challenge still exists.
+            device = Device.objects.filter(pk=pending.device_id, user_id=pending.user_id).first()
+            challenge = Challenge(
+                channel=device.default_channel if device else "",
+                destination_masked=device.masked_destination if device else "",
+            )
         others = [
             d
             for d in Device.objects.confirmed().filter(user_id=pending.user_id)
@@ -348,8 +361,7 @@ class DeviceConfirmView(View):
             messages.error(request, str(exc.message))
             return redirect("otp_auth:device_add")
         except InvalidCodeError as exc:
-            form = CodeForm()
-            form.add_error("code", exc.message)
+            form = _refused_code_form(exc.message)
             return render(request, self.template_name, {"form": form, "device": device})
         messages.success(request, _("Device added."))
         return redirect("otp_auth:devices")
@@ -414,9 +426,7 @@ class StepUpView(View):
             request.session.pop("_otp_auth_step_up_pending", None)
             return self.render(request, CodeForm())
         except InvalidCodeError as exc:
-            form = CodeForm()
-            form.add_error("code", exc.message)
-            return self.render(request, form)
+            return self.render(request, _refused_code_form(exc.message))
         return redirect(safe_next_url(request, next_url) or app_settings.LOGIN_REDIRECT_URL)
 
     def render(self, request: HttpRequest, form: CodeForm) -> HttpResponse:

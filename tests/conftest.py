@@ -83,3 +83,67 @@ def login_fully(client: Client, username: str = "alice") -> None:
     assert response.status_code == 302, response.content[:500]
     response = client.post("/account/login/verify/", {"code": last_code()})
     assert response.status_code == 302, response.content[:500]
+
+
+def otp_settings(**changes: Any) -> Any:
+    """``override_settings`` for a few ``OTP_AUTH`` keys, keeping the rest of the test setup."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    return override_settings(OTP_AUTH={**settings.OTP_AUTH, **changes})
+
+
+@pytest.fixture
+def unique_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No two codes of one test are equal, so "the old code is refused" can never pass or
+    fail by a one-in-a-million collision."""
+    from otp_auth.crypto import generate_code
+    from otp_auth.services import challenges
+
+    seen: set[str] = set()
+
+    def distinct(*args: Any, **kwargs: Any) -> str:
+        code = generate_code(*args, **kwargs)
+        while code in seen:
+            code = generate_code(*args, **kwargs)
+        seen.add(code)
+        return code
+
+    monkeypatch.setattr(challenges, "generate_code", distinct)
+
+
+@pytest.fixture
+def clock(time_machine: Any) -> Any:
+    """Time frozen at now; ``clock.shift(seconds)`` moves it (database and session clocks)."""
+    import datetime as dt
+
+    time_machine.move_to(dt.datetime.now(dt.UTC), tick=False)
+    return time_machine
+
+
+def wrong_code(code: str) -> str:
+    """A well-formed code that is certainly not ``code``."""
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+# CI sets OTP_AUTH_REQUIRE_POSTGRES=1 (and _REDIS, _BROWSER) where the service is up: a test
+# carrying that marker which skips there is reported as failed, so a broken setup cannot
+# pass silently as "skipped".
+REQUIRABLE_MARKERS = ("postgres", "redis", "browser")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome: Any = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    import os
+
+    for marker in REQUIRABLE_MARKERS:
+        variable = f"OTP_AUTH_REQUIRE_{marker.upper()}"
+        if item.get_closest_marker(marker) and os.environ.get(variable) == "1":
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            report.outcome = "failed"
+            report.longrepr = f"{variable}=1 but this {marker} test skipped: {reason}"
+            return

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY, get_user_model, login, logout
+from django.db.models import F
 from django.http import HttpRequest
 
 from ..conf import app_settings
@@ -77,7 +78,9 @@ def _store(request: HttpRequest, pending: PendingLogin) -> None:
 
 def confirmed_devices(user: Any) -> list[Device]:
     """The user's confirmed devices, most recently used first."""
-    return list(Device.objects.confirmed().for_user(user))
+    # Explicit NULLS LAST: PostgreSQL sorts never-used devices first on a plain DESC.
+    ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
+    return list(Device.objects.confirmed().for_user(user).order_by(*ordering))
 
 
 def start_login(
@@ -104,8 +107,10 @@ def start_login(
         if SESSION_KEY in request.session:
             # Someone else is logged in on this browser: end that session entirely.
             logout(request)
-        else:
-            # A new key for the partial session defeats a fixed pre-login session id.
+        elif request.session.session_key is not None:
+            # A new key for the partial session defeats a fixed pre-login session id. A
+            # session with no stored key (loaded above, by discard_pending) has none to
+            # fix: it gets a fresh key when first saved, and cycling would write it twice.
             request.session.cycle_key()
     device = devices[0]
     challenge = issue_challenge(user=user, device=device, purpose=Purpose.LOGIN, request=request)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from otp_auth.models import Device
 
@@ -31,6 +32,8 @@ class Command(BaseCommand):
             phone_number="+233241234567",
             channels=["sms", "voice"],
             confirmed=True,
+            # Most recently used device first: the login code goes to the phone.
+            last_used_at=timezone.now(),
         )
         Device.objects.create(
             user=user,
