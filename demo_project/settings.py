@@ -82,17 +82,78 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
+# OTP_PROVIDER picks the SMS/voice provider: "console" (default: codes are printed),
+# "arkesel", "arkesel-verify", "twilio", "twilio-verify", "routing" (+233 through Arkesel,
+# the rest through Twilio, each failing over to the other) or a provider's dotted path.
+# Credentials come from the environment only. The *_BASE_URL variables point a vendor at
+# another host, such as the fake servers (`python -m tests.fakes arkesel`).
+ARKESEL_OPTIONS = {
+    "api_key": env.str("ARKESEL_API_KEY", default=""),
+    "sender_id": env.str("ARKESEL_SENDER_ID", default="OTPDemo"),
+    "base_url": env.str("ARKESEL_BASE_URL", default="https://sms.arkesel.com"),
+}
+TWILIO_OPTIONS = {
+    "account_sid": env.str("TWILIO_ACCOUNT_SID", default=""),
+    "auth_token": env.str("TWILIO_AUTH_TOKEN", default=""),
+}
+TWILIO_SMS_OPTIONS = {
+    **TWILIO_OPTIONS,
+    "base_url": env.str("TWILIO_BASE_URL", default="https://api.twilio.com"),
+    "from_number": env.str("TWILIO_FROM_NUMBER", default=""),
+    "messaging_service_sid": env.str("TWILIO_MESSAGING_SERVICE_SID", default=""),
+}
+TWILIO_VERIFY_OPTIONS = {
+    **TWILIO_OPTIONS,
+    "base_url": env.str("TWILIO_VERIFY_BASE_URL", default="https://verify.twilio.com"),
+    "service_sid": env.str("TWILIO_VERIFY_SERVICE_SID", default=""),
+}
+VENDOR_PROVIDERS = {
+    "arkesel": {"BACKEND": "otp_auth.providers.arkesel.SMSProvider", "OPTIONS": ARKESEL_OPTIONS},
+    "arkesel-verify": {
+        "BACKEND": "otp_auth.providers.arkesel.VerifyProvider",
+        "OPTIONS": ARKESEL_OPTIONS,
+    },
+    "twilio": {"BACKEND": "otp_auth.providers.twilio.SMSProvider", "OPTIONS": TWILIO_SMS_OPTIONS},
+    "twilio-verify": {
+        "BACKEND": "otp_auth.providers.twilio.VerifyProvider",
+        "OPTIONS": TWILIO_VERIFY_OPTIONS,
+    },
+}
+OTP_PROVIDER = env.str("OTP_PROVIDER", default="console")
+if OTP_PROVIDER == "console":
+    PROVIDERS = {"default": {"BACKEND": "otp_auth.providers.console.ConsoleProvider"}}
+elif OTP_PROVIDER == "routing":
+    PROVIDERS = {
+        "default": {
+            "BACKEND": "otp_auth.providers.routing.SMSProvider",
+            "OPTIONS": {
+                "routes": {
+                    "sms": {"+233": ["arkesel", "twilio"], "*": ["twilio", "arkesel"]},
+                    "voice": ["twilio"],
+                }
+            },
+        },
+        "arkesel": VENDOR_PROVIDERS["arkesel"],
+        "twilio": VENDOR_PROVIDERS["twilio"],
+    }
+elif OTP_PROVIDER in VENDOR_PROVIDERS:
+    PROVIDERS = {"default": VENDOR_PROVIDERS[OTP_PROVIDER]}
+else:
+    PROVIDERS = {"default": {"BACKEND": OTP_PROVIDER}}
+
 OTP_AUTH = {
     "SITE_NAME": "otp_auth demo",
     "PROVIDERS": {
-        "default": {
-            "BACKEND": env.str("OTP_PROVIDER", default="otp_auth.providers.console.ConsoleProvider")
-        },
+        **PROVIDERS,
         "email": {"BACKEND": "otp_auth.providers.email.EmailProvider"},
     },
     "CHANNEL_PROVIDERS": {"email": "email"},
     "DEFAULT_REGION": env.str("OTP_DEFAULT_REGION", default="GH"),
     "REQUIRE_ENROLLMENT": env.bool("OTP_REQUIRE_ENROLLMENT", default=False),
+    # "Remember this browser" at the code step (off by default in the package).
+    "TRUSTED_BROWSERS": env.bool("OTP_TRUSTED_BROWSERS", default=True),
+    # Where vendors send delivery callbacks (scheme and host only); unset: none are asked.
+    "WEBHOOK_BASE_URL": env.str("OTP_WEBHOOK_BASE_URL", default="") or None,
 }
 
 LOGGING = {
@@ -101,3 +162,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"otp_auth": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# The DRF API at /api/ (the ``drf`` extra), when installed. OTP_API_THROTTLE=false turns
+# its DRF throttles off (the fuzzing script does); the limits in the services stay.
+try:
+    import drf_spectacular  # noqa: F401
+    import rest_framework  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular"]
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    }
+    if not env.bool("OTP_API_THROTTLE", default=True):
+        REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = dict.fromkeys(
+            ["otp_login", "otp_verify", "otp_send"]
+        )

@@ -6,10 +6,24 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from .models import Challenge, Device
+from .models import (
+    AuditEvent,
+    Challenge,
+    DeliveryAttempt,
+    Device,
+    Lockout,
+    RecoveryCodeSet,
+    TOTPDevice,
+    TrustedBrowser,
+)
+from .services import lockout
 
 
 def _user_search_fields() -> tuple[str, ...]:
@@ -19,6 +33,36 @@ def _user_search_fields() -> tuple[str, ...]:
     if email_field:
         fields.add(f"user__{email_field}")
     return tuple(sorted(fields))
+
+
+class DeliveryAttemptInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Each provider tried for a challenge and what the vendor reported since. No
+    destination, code or credential is stored on these rows."""
+
+    model = DeliveryAttempt
+    fields = (
+        "created_at",
+        "provider_alias",
+        "provider_name",
+        "outcome",
+        "error_code",
+        "vendor_code",
+        "http_status",
+        "detail",
+        "reference",
+        "status",
+        "raw_status",
+        "status_updated_at",
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Challenge)
@@ -64,6 +108,7 @@ class ChallengeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "failure_reason",
     )
     readonly_fields = fields
+    inlines = (DeliveryAttemptInline,)
     actions = None
 
     @admin.display(description=_("attempts"))
@@ -107,4 +152,217 @@ class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class _ReviewOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Staff can review and revoke (delete) these rows; nobody can add or edit one, and
+    no seed, hash or code is ever shown."""
+
+    list_select_related = ("user",)
+    search_fields = _user_search_fields()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(_ReviewOnly):
+    list_display = (
+        "user",
+        "name",
+        "confirmed",
+        "algorithm",
+        "digits",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("confirmed", "algorithm", "created_at")
+    # encrypted_seed and last_step are deliberately absent.
+    fields = (
+        "user",
+        "name",
+        "confirmed",
+        "algorithm",
+        "digits",
+        "period",
+        "created_at",
+        "last_used_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(RecoveryCodeSet)
+class RecoveryCodeSetAdmin(_ReviewOnly):
+    list_display = ("user", "created_at", "unused_codes", "last_used_at")
+    fields = ("user", "created_at", "unused_codes", "last_used_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        unused = Count("codes", filter=Q(codes__used_at__isnull=True))
+        return super().get_queryset(request).annotate(unused_count=unused)
+
+    @admin.display(description=_("unused codes"))
+    def unused_codes(self, obj: RecoveryCodeSet) -> int:
+        return int(getattr(obj, "unused_count", 0))
+
+
+@admin.register(TrustedBrowser)
+class TrustedBrowserAdmin(_ReviewOnly):
+    list_display = ("user", "user_agent", "created_at", "expires_at", "last_used_at")
+    list_filter = ("created_at", "expires_at")
+    fields = ("user", "user_agent", "created_at", "expires_at", "last_used_at")
+    readonly_fields = fields
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The audit log, read-only: nobody can add, edit or delete a row here, not even in
+    bulk. Old rows go only through ``otp_auth_cleanup`` and its retention setting."""
+
+    list_display = (
+        "created_at",
+        "kind",
+        "outcome",
+        "user",
+        "actor",
+        "purpose",
+        "channel",
+        "destination",
+        "ip_address",
+        "reason",
+    )
+    list_filter = ("kind", "outcome", "purpose", "channel", "created_at")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "actor")
+    search_fields = (*_user_search_fields(), "=ip_address", "=reason")
+    show_full_result_count = False  # no COUNT(*) over a large log on every page
+    fields = (
+        "created_at",
+        "kind",
+        "outcome",
+        "user",
+        "actor",
+        "challenge_pk",
+        "purpose",
+        "channel",
+        "destination",
+        "ip_address",
+        "user_agent",
+        "reason",
+        "detail",
+    )
+    readonly_fields = fields
+    actions = None
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LockStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("locked", _("Locked now")),
+            ("disabled", _("Disabled")),
+            ("counting", _("Refused codes, not locked")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        now = timezone.now()
+        if self.value() == "locked":
+            return queryset.filter(locked_until__gt=now, disabled_at__isnull=True)
+        if self.value() == "disabled":
+            return queryset.filter(disabled_at__isnull=False)
+        if self.value() == "counting":
+            return queryset.filter(failures__gt=0, disabled_at__isnull=True).exclude(
+                locked_until__gt=now
+            )
+        return queryset
+
+
+@admin.register(Lockout)
+class LockoutAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Who is locked out of their second factor, why (their recent events) and until
+    when. The only change staff can make is the audited "unlock" action."""
+
+    list_display = ("user", "state", "failures", "last_failure_at", "locked_until", "disabled_at")
+    list_filter = (LockStateFilter,)
+    list_select_related = ("user",)
+    search_fields = _user_search_fields()
+    fields = (
+        "user",
+        "state",
+        "failures",
+        "last_failure_at",
+        "locked_until",
+        "disabled_at",
+        "recent_events",
+    )
+    readonly_fields = fields
+    actions = ["unlock"]
+    recent_event_count = 20
+
+    @admin.display(description=_("state"))
+    def state(self, obj: Lockout) -> str:
+        if obj.disabled_at is not None:
+            return str(_("Disabled: an administrator must unlock"))
+        if obj.locked_until is not None and obj.locked_until > timezone.now():
+            return str(_("Locked"))
+        return str(_("Not locked"))
+
+    @admin.display(description=_("recent events"))
+    def recent_events(self, obj: Lockout) -> str:
+        """The user's latest audit events: the refused codes and limits behind a lock."""
+        events = AuditEvent.objects.filter(user_id=obj.user_id).order_by("-created_at", "-pk")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    e.created_at,
+                    e.get_kind_display(),
+                    e.reason,
+                    e.channel,
+                    e.destination,
+                    e.ip_address or "",
+                )
+                for e in events[: self.recent_event_count]
+            ),
+        )
+        return format_html("<table>{}</table>", rows) if rows else "-"
+
+    @admin.action(description=_("Unlock the selected users' second factor"), permissions=["unlock"])
+    def unlock(self, request: HttpRequest, queryset: Any) -> None:
+        count = sum(
+            lockout.unlock(state, actor=request.user, request=request, reason="admin")
+            for state in queryset
+        )
+        self.message_user(
+            request,
+            ngettext("Unlocked %(count)d user.", "Unlocked %(count)d users.", count)
+            % {"count": count},
+        )
+
+    def has_unlock_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("otp_auth.unlock_lockout"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -14,3 +14,6 @@ class OtpAuthConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             providers,  # noqa: F401  (connects the setting_changed receiver)
         )
+        from .services import audit
+
+        audit.connect()  # audit rows for device and delivery-status events

@@ -29,11 +29,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         channel_map = app_settings.CHANNEL_PROVIDERS
         channels = app_settings.CHANNELS
         app_settings.CODE_ALPHABET  # noqa: B018 - validates the value
+        app_settings.HTTP_CONNECT_TIMEOUT  # noqa: B018
+        app_settings.HTTP_READ_TIMEOUT  # noqa: B018
+        webhook_base = app_settings.WEBHOOK_BASE_URL
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
 
     messages += _check_providers(providers, channel_map, channels)
     messages += _check_middleware()
+    if webhook_base and webhook_base.startswith("http://") and not settings.DEBUG:
+        messages.append(
+            Warning(
+                f"OTP_AUTH['WEBHOOK_BASE_URL'] is {webhook_base!r}: providers would post "
+                "delivery callbacks over plain HTTP.",
+                hint="Use an https:// URL in production.",
+                id="otp_auth.W003",
+            )
+        )
     if length < 6:
         messages.append(
             Error(
@@ -92,6 +104,17 @@ def _check_providers(
                 )
             )
             continue
+        sender_id = getattr(provider, "sender_id", None)
+        limit = getattr(provider, "max_sender_id_length", None)
+        if isinstance(sender_id, str) and isinstance(limit, int) and len(sender_id) > limit:
+            messages.append(
+                Error(
+                    f"Provider {alias!r} has a sender id of {len(sender_id)} characters; "
+                    f"{type(provider).__module__} accepts at most {limit}.",
+                    hint="Shorten OPTIONS['sender_id'] (and register it with the vendor).",
+                    id="otp_auth.E008",
+                )
+            )
         if provider.insecure and not settings.DEBUG:
             messages.append(
                 Error(
@@ -125,3 +148,260 @@ def _check_middleware() -> list[CheckMessage]:
                 )
             ]
     return []
+
+
+# Views that hand out an API token for a password alone. Matched by class path (and
+# subclasses), so nothing here imports rest_framework.
+PASSWORD_TOKEN_VIEWS = frozenset(
+    {
+        "rest_framework.authtoken.views.ObtainAuthToken",
+        "rest_framework_simplejwt.views.TokenObtainPairView",
+        "rest_framework_simplejwt.views.TokenObtainSlidingView",
+        "knox.views.LoginView",
+    }
+)
+
+
+def _routed_views() -> list[tuple[str, Any]]:
+    """``(route, view callback)`` for every pattern of the root URLconf."""
+    from django.urls import URLResolver, get_resolver
+
+    found: list[tuple[str, Any]] = []
+
+    def walk(patterns: Any, prefix: str) -> None:
+        for entry in patterns:
+            route = prefix + str(entry.pattern)
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, route)
+            else:
+                found.append((route, entry.callback))
+
+    walk(get_resolver().url_patterns, "/")
+    return found
+
+
+def _class_paths(callback: Any) -> set[str]:
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if not isinstance(view_class, type):
+        return set()
+    return {f"{c.__module__}.{c.__qualname__}" for c in view_class.__mro__}
+
+
+@register(Tags.security, Tags.urls)
+def check_api(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``otp_auth.W010``: a password-only token view is routed while the second factor
+    is enforced. ``otp_auth.E010``: the API is routed with an unusable ``API_CREDENTIAL``."""
+    try:
+        routes = _routed_views()
+    except (ImportError, ImproperlyConfigured):
+        return []  # A broken URLconf is reported by Django's own URL checks.
+    messages: list[CheckMessage] = []
+    password_token_routes = [r for r, cb in routes if _class_paths(cb) & PASSWORD_TOKEN_VIEWS]
+    if password_token_routes and app_settings.ENFORCE:
+        messages.append(
+            Warning(
+                "A view that issues API tokens for a password alone is routed at "
+                f"{', '.join(password_token_routes)}: with it, a stolen password is "
+                "enough to get a token, and DRF's view even returns a token that was "
+                "issued after the second factor.",
+                hint="Remove the route and log API clients in with otp_auth.api.urls; "
+                "protect views with otp_auth.api.permissions.IsOTPVerified.",
+                id="otp_auth.W010",
+            )
+        )
+    if any(getattr(cb, "__module__", "").startswith("otp_auth.api.") for _, cb in routes):
+        problem = _api_credential_problem()
+        if problem:
+            messages.append(
+                Error(
+                    problem,
+                    hint="See OTP_AUTH['API_CREDENTIAL'] in the README.",
+                    id="otp_auth.E010",
+                )
+            )
+    return messages
+
+
+def _api_credential_problem() -> str | None:
+    from django.utils.module_loading import import_string
+
+    try:
+        credential = app_settings.API_CREDENTIAL
+    except ImproperlyConfigured as exc:
+        return str(exc)
+    if credential == "token":
+        if "rest_framework.authtoken" not in settings.INSTALLED_APPS:
+            return (
+                "OTP_AUTH['API_CREDENTIAL'] is 'token' but 'rest_framework.authtoken' is "
+                "not in INSTALLED_APPS."
+            )
+    elif credential != "session":
+        try:
+            issuer = import_string(credential)
+        except ImportError as exc:
+            return f"OTP_AUTH['API_CREDENTIAL'] = {credential!r} cannot be imported: {exc}"
+        if not callable(issuer):
+            return f"OTP_AUTH['API_CREDENTIAL'] = {credential!r} is not callable."
+    return None
+
+
+# Cache backends whose incr() reads and writes back: parallel requests can lose counts.
+NON_ATOMIC_CACHES = (
+    "django.core.cache.backends.db.DatabaseCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+)
+
+
+@register(Tags.security, Tags.caches)
+def check_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``otp_auth.E020``: the rate-limit cache is missing or counts nothing.
+    ``otp_auth.W020``: it cannot count atomically. ``otp_auth.W021``: the temporary
+    lockout can never start before the codes are disabled."""
+    try:
+        alias = app_settings.CACHE
+        app_settings.RATE_LIMITS  # noqa: B018 - validates the value
+        app_settings.TRUSTED_PROXIES  # noqa: B018
+        app_settings.LOCKOUT_DURATION  # noqa: B018
+        app_settings.VERIFY_DELAY_AFTER  # noqa: B018
+        app_settings.VERIFY_DELAY_MAX  # noqa: B018
+        app_settings.AUDIT_RETENTION_DAYS  # noqa: B018
+        app_settings.CHALLENGE_RETENTION_DAYS  # noqa: B018
+        lock_at = app_settings.LOCKOUT_THRESHOLD
+        disable_at = app_settings.DISABLE_THRESHOLD
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    messages: list[CheckMessage] = []
+    backend = str(getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", ""))
+    if not backend or backend.endswith(".DummyCache"):
+        messages.append(
+            Error(
+                f"OTP_AUTH['CACHE'] is {alias!r}, which "
+                + ("is not in CACHES." if not backend else "is a DummyCache: nothing is counted.")
+                + " Rate limits on sends and code checks cannot work.",
+                hint="Point OTP_AUTH['CACHE'] at a Redis or Memcached cache.",
+                id="otp_auth.E020",
+            )
+        )
+    elif backend in NON_ATOMIC_CACHES:
+        messages.append(
+            Warning(
+                f"The rate-limit cache {alias!r} uses {backend}, which cannot increment "
+                "atomically: parallel requests can slip past a limit.",
+                hint="Point OTP_AUTH['CACHE'] at a Redis or Memcached cache.",
+                id="otp_auth.W020",
+            )
+        )
+    if lock_at and lock_at >= disable_at:
+        messages.append(
+            Warning(
+                f"OTP_AUTH['LOCKOUT_THRESHOLD'] ({lock_at}) is not below DISABLE_THRESHOLD "
+                f"({disable_at}): users go straight to a lock only staff can lift.",
+                hint="Keep LOCKOUT_THRESHOLD well below DISABLE_THRESHOLD (10 and 100).",
+                id="otp_auth.W021",
+            )
+        )
+    return messages
+
+
+@register(Tags.security)
+def check_factors(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Authenticator, recovery-code, remembered-browser and enrollment settings.
+
+    ``otp_auth.W030``: seeds are encrypted with keys derived from ``SECRET_KEY`` while
+    ``SECRET_KEY_FALLBACKS`` is set, i.e. during a key rotation: the old key must stay
+    until ``manage.py otp_auth_rotate_keys`` has run, or the apps stop working.
+    """
+    try:
+        for name in (
+            "TOTP_ISSUER",
+            "TOTP_DIGITS",
+            "TOTP_PERIOD",
+            "TOTP_ALGORITHM",
+            "TOTP_TOLERANCE",
+            "RECOVERY_CODE_COUNT",
+            "TRUSTED_BROWSERS",
+            "TRUSTED_BROWSER_DAYS",
+            "TRUSTED_BROWSER_STAFF",
+            "TRUSTED_BROWSER_COOKIE_NAME",
+            "NOTIFY_BY_EMAIL",
+            "REQUIRE_ENROLLMENT",
+        ):
+            getattr(app_settings, name)
+        keys = app_settings.SEED_ENCRYPTION_KEYS
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    messages: list[CheckMessage] = []
+    if keys is None and getattr(settings, "SECRET_KEY_FALLBACKS", None):
+        messages.append(
+            Warning(
+                "Authenticator seeds are encrypted with keys derived from SECRET_KEY, and "
+                "SECRET_KEY_FALLBACKS is set: seeds written under an old key can be read "
+                "only while that key stays in the fallbacks.",
+                hint="Run `manage.py otp_auth_rotate_keys` before removing old keys, or "
+                "set OTP_AUTH['SEED_ENCRYPTION_KEYS'] to keys kept apart from SECRET_KEY.",
+                id="otp_auth.W030",
+            )
+        )
+    return messages
+
+
+# Django's own reset by emailed link, matched by class path (and subclasses).
+DJANGO_RESET_VIEWS = frozenset(
+    {
+        "django.contrib.auth.views.PasswordResetView",
+        "django.contrib.auth.views.PasswordResetConfirmView",
+    }
+)
+# NIST SP 800-63B-4 §4.2.1.2: issued recovery codes live at most 10 minutes by SMS or
+# voice, and 24 hours by email.
+MAX_RESET_PHONE_TTL = 600
+MAX_RESET_EMAIL_TTL = 86_400
+
+
+@register(Tags.security, Tags.urls)
+def check_password_reset(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``otp_auth.E040``: a reset code lives longer than NIST SP 800-63B-4 allows.
+    ``otp_auth.W040``: Django's reset by link is routed, with links that outlive a day
+    (``PASSWORD_RESET_TIMEOUT``, three days by default)."""
+    try:
+        enabled = app_settings.PASSWORD_RESET
+        phone_ttl = app_settings.PASSWORD_RESET_PHONE_TTL
+        email_ttl = app_settings.PASSWORD_RESET_EMAIL_TTL
+        app_settings.PASSWORD_RESET_GRANT_TTL  # noqa: B018 - validates the value
+        app_settings.PASSWORD_RESET_SECOND_FACTOR  # noqa: B018
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    messages: list[CheckMessage] = []
+    limits = (
+        (phone_ttl, MAX_RESET_PHONE_TTL, "PHONE", "SMS and voice"),
+        (email_ttl, MAX_RESET_EMAIL_TTL, "EMAIL", "email"),
+    )
+    for ttl, ceiling, name, channels in limits:
+        if enabled and ttl > ceiling:
+            messages.append(
+                Error(
+                    f"OTP_AUTH['PASSWORD_RESET_{name}_TTL'] is {ttl} s: reset codes sent by "
+                    f"{channels} may live at most {ceiling} s.",
+                    hint=f"Set it to {ceiling} or less (NIST SP 800-63B-4 §4.2.1.2).",
+                    id="otp_auth.E040",
+                )
+            )
+    timeout = getattr(settings, "PASSWORD_RESET_TIMEOUT", 0)
+    if isinstance(timeout, int | float) and timeout > MAX_RESET_EMAIL_TTL:
+        try:
+            routes = _routed_views()
+        except (ImportError, ImproperlyConfigured):
+            routes = []  # A broken URLconf is reported by Django's own URL checks.
+        linked = [route for route, cb in routes if _class_paths(cb) & DJANGO_RESET_VIEWS]
+        if linked:
+            messages.append(
+                Warning(
+                    f"Django's password reset by link is routed at {', '.join(linked)} and "
+                    f"its links live PASSWORD_RESET_TIMEOUT = {int(timeout)} s, more than a "
+                    "day, against 24 hours at most for a code sent by email.",
+                    hint="Lower PASSWORD_RESET_TIMEOUT to 86400 or less, or route "
+                    "otp_auth's reset by code instead (see the README).",
+                    id="otp_auth.W040",
+                )
+            )
+    return messages

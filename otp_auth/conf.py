@@ -8,15 +8,19 @@ setting, then falls back to the default below. Nothing is cached, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
-from .constants import Channel
+from .constants import Channel, Purpose
 from .exceptions import ConfigurationError
 
-__all__ = ["DEFAULTS", "AppSettings", "app_settings"]
+__all__ = ["DEFAULTS", "RATE_LIMIT_DEFAULTS", "AppSettings", "Rate", "app_settings"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CONSOLE_BACKEND = "otp_auth.providers.console.ConsoleProvider"
 
@@ -41,7 +45,59 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_COUNTRIES": None,
     "LOGIN_REDIRECT_URL": None,
     "SITE_NAME": None,
+    "HTTP_CONNECT_TIMEOUT": 5.0,
+    "HTTP_READ_TIMEOUT": 15.0,
+    "WEBHOOK_BASE_URL": None,
+    "API_CREDENTIAL": "token",
+    "CACHE": "default",
+    "RATE_LIMITS": {},
+    "LOCKOUT_THRESHOLD": 10,
+    "LOCKOUT_DURATION": 900,
+    "DISABLE_THRESHOLD": 100,
+    "VERIFY_DELAY_AFTER": 5,
+    "VERIFY_DELAY_MAX": 300,
+    "TRUSTED_PROXIES": 0,
+    "AUDIT_RETENTION_DAYS": 365,
+    "CHALLENGE_RETENTION_DAYS": 30,
+    "TOTP_ISSUER": None,
+    "TOTP_DIGITS": 6,
+    "TOTP_PERIOD": 30,
+    "TOTP_ALGORITHM": "sha1",
+    "TOTP_TOLERANCE": 1,
+    "SEED_ENCRYPTION_KEYS": None,
+    "RECOVERY_CODE_COUNT": 10,
+    "TRUSTED_BROWSERS": False,
+    "TRUSTED_BROWSER_DAYS": 30,
+    "TRUSTED_BROWSER_STAFF": False,
+    "TRUSTED_BROWSER_COOKIE_NAME": "otp_auth_trusted",
+    "NOTIFY_BY_EMAIL": True,
+    "PASSWORD_RESET": True,
+    "PASSWORD_RESET_PHONE_TTL": 600,
+    "PASSWORD_RESET_EMAIL_TTL": 3600,
+    "PASSWORD_RESET_GRANT_TTL": 600,
+    "PASSWORD_RESET_SECOND_FACTOR": True,
 }
+
+#: Every rate limit, as ``"count/period"`` strings (several joined by commas); a site's
+#: ``RATE_LIMITS`` is merged over these, and ``None`` turns one off.
+RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
+    # Codes sent (first sends, resends and device switches), every channel.
+    "send_per_user": "10/h,30/d",
+    "send_per_destination": "5/h,10/d",
+    "send_per_ip": "30/h,200/d",
+    # SMS and voice only: per country calling code, and the site-wide budget.
+    "send_per_calling_code": None,
+    "send_budget": None,
+    # Refused codes from one client address, across all accounts.
+    "verify_failures_per_ip": "50/h",
+    # Password reset by code: requests per account and per client address, and refused
+    # reset codes per account (they never count toward the lockout: see LOCKOUT_*).
+    "reset_per_account": "5/h",
+    "reset_per_ip": "20/h",
+    "reset_failures_per_account": "10/h,20/d",
+}
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 ALPHABETS = {
     "numeric": "0123456789",
@@ -64,6 +120,58 @@ def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"OTP_AUTH['{name}'] must be True or False, got {value!r}.")
     return value
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"OTP_AUTH['{name}'] must be a number of seconds, got {value!r}.")
+    if not 0 < value <= 300:
+        raise ConfigurationError(f"OTP_AUTH['{name}'] must be above 0 and at most 300 seconds.")
+    return float(value)
+
+
+class Rate(NamedTuple):
+    """At most ``limit`` events per fixed window of ``seconds``."""
+
+    limit: int
+    seconds: int
+
+    def __str__(self) -> str:
+        for unit, size in reversed(_PERIODS.items()):
+            if self.seconds % size == 0:
+                amount = self.seconds // size
+                return f"{self.limit}/{'' if amount == 1 else amount}{unit}"
+        raise AssertionError("unreachable: every period is a whole number of seconds")
+
+
+def _rates(name: str, value: Any) -> tuple[Rate, ...]:
+    """Parse ``"10/h,30/d"`` (or a list of such items); ``None`` or ``""`` is no limit."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigurationError(f"OTP_AUTH['RATE_LIMITS']['{name}'] must be like '10/h,30/d'.")
+    rates = []
+    for item in items:
+        count, _, period = str(item).strip().partition("/")
+        amount, unit = period[:-1], period[-1:]
+        if (
+            not count.isdigit()
+            or int(count) < 1
+            or unit not in _PERIODS
+            or (amount and (not amount.isdigit() or int(amount) < 1))
+        ):
+            raise ConfigurationError(
+                f"OTP_AUTH['RATE_LIMITS']['{name}'] has {item!r}; use 'count/period' with "
+                "a period in s, m, h or d, optionally with a number: '5/h', '20/15m'."
+            )
+        seconds = int(amount or 1) * _PERIODS[unit]
+        if seconds > 31 * 86_400:
+            raise ConfigurationError(
+                f"OTP_AUTH['RATE_LIMITS']['{name}'] has {item!r}: windows are at most 31 days."
+            )
+        rates.append(Rate(int(count), seconds))
+    return tuple(rates)
 
 
 def _str_list(name: str, value: Any) -> list[str]:
@@ -181,9 +289,27 @@ class AppSettings:
         return value
 
     @property
-    def REQUIRE_ENROLLMENT(self) -> bool:  # noqa: N802
-        """True: users without a device must add one before using the site."""
-        return _bool("REQUIRE_ENROLLMENT", self._get("REQUIRE_ENROLLMENT"))
+    def REQUIRE_ENROLLMENT(self) -> bool | str | Callable[[Any], bool]:  # noqa: N802
+        """Who must enroll a factor before using the site: ``False`` (nobody), ``True``
+        (every user), ``"staff"`` (staff and superusers) or a callable ``f(user) -> bool``,
+        given as the callable or its dotted path (returned imported)."""
+        value = self._get("REQUIRE_ENROLLMENT")
+        if isinstance(value, bool) or value == "staff":
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, str) and "." in value and " " not in value:
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"OTP_AUTH['REQUIRE_ENROLLMENT'] names {value!r}, which cannot be "
+                    f"imported: {exc}"
+                ) from exc
+        if callable(value):
+            return value  # type: ignore[no-any-return]
+        raise ConfigurationError(
+            "OTP_AUTH['REQUIRE_ENROLLMENT'] must be True, False, 'staff', or a callable "
+            f"(or its dotted path) taking the user and returning a bool; got {value!r}."
+        )
 
     @property
     def ENFORCE(self) -> bool:  # noqa: N802
@@ -232,6 +358,288 @@ class AppSettings:
         """Name used in messages ("Your Example code is ..."); none by default."""
         value = self._get("SITE_NAME")
         return str(value) if value else None
+
+    @property
+    def HTTP_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
+        """Seconds to wait for a provider's TCP/TLS connection (5). A provider's
+        ``OPTIONS["connect_timeout"]`` overrides it. Failing here means nothing was sent."""
+        return _seconds("HTTP_CONNECT_TIMEOUT", self._get("HTTP_CONNECT_TIMEOUT"))
+
+    @property
+    def HTTP_READ_TIMEOUT(self) -> float:  # noqa: N802
+        """Seconds to wait for a provider's answer once the request is sent (15); per
+        provider ``OPTIONS["read_timeout"]``. After it, the send's outcome is unknown."""
+        return _seconds("HTTP_READ_TIMEOUT", self._get("HTTP_READ_TIMEOUT"))
+
+    @property
+    def WEBHOOK_BASE_URL(self) -> str | None:  # noqa: N802
+        """Scheme and host at which providers reach this site, e.g.
+        ``"https://example.com"``; paths come from ``reverse()``. ``None`` (the default)
+        asks providers for no delivery callbacks. Never derived from the request's
+        ``Host`` header, which a client controls."""
+        value = self._get("WEBHOOK_BASE_URL")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise ConfigurationError(
+                "OTP_AUTH['WEBHOOK_BASE_URL'] must be an http(s) URL such as 'https://example.com'."
+            )
+        scheme, _, rest = value.partition("://")
+        host, _, path = rest.partition("/")
+        if not host or path.strip("/") or "?" in value or "#" in value:
+            raise ConfigurationError(
+                "OTP_AUTH['WEBHOOK_BASE_URL'] must be a scheme and host only, without a "
+                "path, query or fragment; URL paths come from the URLconf."
+            )
+        return f"{scheme}://{host}"
+
+    @property
+    def API_CREDENTIAL(self) -> str:  # noqa: N802
+        """What the API's verify step hands out: ``"token"`` (DRF's ``Token``, the
+        default), ``"session"`` (a Django session login) or the dotted path of an issuer
+        function ``issue(request, user, challenge) -> dict`` (SimpleJWT, Knox...)."""
+        value = self._get("API_CREDENTIAL")
+        dotted = isinstance(value, str) and "." in value and value.isprintable()
+        if value not in ("token", "session") and not (dotted and " " not in value):
+            raise ConfigurationError(
+                "OTP_AUTH['API_CREDENTIAL'] must be 'token', 'session' or the dotted path "
+                f"of an issuer function, got {value!r}."
+            )
+        return str(value)
+
+    @property
+    def CACHE(self) -> str:  # noqa: N802
+        """Alias in ``CACHES`` that holds the rate-limit counters (``"default"``). Use a
+        cache shared by every process (Redis, Memcached): a per-process cache multiplies
+        every limit by the number of processes."""
+        value = self._get("CACHE")
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError("OTP_AUTH['CACHE'] must be a cache alias from CACHES.")
+        return value
+
+    @property
+    def RATE_LIMITS(self) -> dict[str, tuple[Rate, ...]]:  # noqa: N802
+        """Every limit parsed: ``RATE_LIMIT_DEFAULTS`` with the site's ``RATE_LIMITS`` on
+        top. A key set to ``None`` is off; unknown keys are refused."""
+        value = self._get("RATE_LIMITS")
+        if not isinstance(value, Mapping):
+            raise ConfigurationError("OTP_AUTH['RATE_LIMITS'] must be a dict.")
+        unknown = set(value) - set(RATE_LIMIT_DEFAULTS)
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown key(s) in OTP_AUTH['RATE_LIMITS']: {', '.join(sorted(unknown))}; "
+                f"use {', '.join(RATE_LIMIT_DEFAULTS)}."
+            )
+        merged = {**RATE_LIMIT_DEFAULTS, **value}
+        return {name: _rates(name, merged[name]) for name in RATE_LIMIT_DEFAULTS}
+
+    @property
+    def LOCKOUT_THRESHOLD(self) -> int:  # noqa: N802
+        """Consecutive refused codes (any challenge, channel or session of one user) that
+        lock the user's second factor for ``LOCKOUT_DURATION`` (10); 0 turns it off."""
+        return _int("LOCKOUT_THRESHOLD", self._get("LOCKOUT_THRESHOLD"), minimum=0, maximum=100)
+
+    @property
+    def LOCKOUT_DURATION(self) -> int:  # noqa: N802
+        """Seconds of the first temporary lock (900); each further lock without a success
+        in between lasts twice as long, up to a day."""
+        value = self._get("LOCKOUT_DURATION")
+        return _int("LOCKOUT_DURATION", value, minimum=1, maximum=86_400)
+
+    @property
+    def DISABLE_THRESHOLD(self) -> int:  # noqa: N802
+        """Consecutive refused codes after which the user's codes are disabled until an
+        administrator unlocks them (100, the most NIST SP 800-63B-4 allows)."""
+        return _int("DISABLE_THRESHOLD", self._get("DISABLE_THRESHOLD"), minimum=1, maximum=100)
+
+    @property
+    def VERIFY_DELAY_AFTER(self) -> int:  # noqa: N802
+        """Refused codes in a row that cost no wait (5). After more, the next code is
+        only looked at 1, 2, 4, 8... seconds after the last refusal."""
+        value = self._get("VERIFY_DELAY_AFTER")
+        return _int("VERIFY_DELAY_AFTER", value, minimum=0, maximum=100)
+
+    @property
+    def VERIFY_DELAY_MAX(self) -> int:  # noqa: N802
+        """Longest wait, in seconds, between two refused codes (300); 0 turns delays off."""
+        return _int("VERIFY_DELAY_MAX", self._get("VERIFY_DELAY_MAX"), minimum=0, maximum=3600)
+
+    @property
+    def TRUSTED_PROXIES(self) -> int | tuple[IPNetwork, ...]:  # noqa: N802
+        """How to find the client address. ``0`` (default): ``REMOTE_ADDR`` only, and
+        ``X-Forwarded-For`` is ignored. A number ``n``: that many proxies you run append
+        to ``X-Forwarded-For``, and the ``n``-th address from its right is the client's.
+        A list of networks (``["10.0.0.0/8"]``): addresses in them are your proxies, and
+        the client is the first address from the right outside them."""
+        value = self._get("TRUSTED_PROXIES")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _int("TRUSTED_PROXIES", value, minimum=0, maximum=10)
+        try:
+            return tuple(
+                ipaddress.ip_network(item, strict=False)
+                for item in _str_list("TRUSTED_PROXIES", value)
+            )
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigurationError(
+                "OTP_AUTH['TRUSTED_PROXIES'] must be a number of proxies (0-10) or a list "
+                f"of networks such as ['10.0.0.0/8']: {exc}"
+            ) from exc
+
+    @property
+    def AUDIT_RETENTION_DAYS(self) -> int:  # noqa: N802
+        """Days ``otp_auth_cleanup`` keeps audit events (365)."""
+        value = self._get("AUDIT_RETENTION_DAYS")
+        return _int("AUDIT_RETENTION_DAYS", value, minimum=1, maximum=36_500)
+
+    @property
+    def CHALLENGE_RETENTION_DAYS(self) -> int:  # noqa: N802
+        """Days ``otp_auth_cleanup`` keeps challenges and their delivery attempts (30)."""
+        value = self._get("CHALLENGE_RETENTION_DAYS")
+        return _int("CHALLENGE_RETENTION_DAYS", value, minimum=1, maximum=36_500)
+
+    @property
+    def TOTP_ISSUER(self) -> str | None:  # noqa: N802
+        """Name authenticator apps show next to the account; ``SITE_NAME``, then the
+        request's host, when unset."""
+        value = self._get("TOTP_ISSUER")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigurationError("OTP_AUTH['TOTP_ISSUER'] must be a non-empty string.")
+        return value.strip() if value else None
+
+    @property
+    def TOTP_DIGITS(self) -> int:  # noqa: N802
+        """Digits of new authenticator codes: 6 (default) or 8, which some apps lack."""
+        value = self._get("TOTP_DIGITS")
+        if value not in (6, 8) or isinstance(value, bool):
+            raise ConfigurationError(f"OTP_AUTH['TOTP_DIGITS'] must be 6 or 8, got {value!r}.")
+        return int(value)
+
+    @property
+    def TOTP_PERIOD(self) -> int:  # noqa: N802
+        """Seconds per authenticator code for new devices (30, as every app assumes)."""
+        return _int("TOTP_PERIOD", self._get("TOTP_PERIOD"), minimum=15, maximum=120)
+
+    @property
+    def TOTP_ALGORITHM(self) -> str:  # noqa: N802
+        """HMAC hash for new devices: ``"sha1"`` (default; the only one every app supports),
+        ``"sha256"`` or ``"sha512"``."""
+        value = self._get("TOTP_ALGORITHM")
+        if value not in ("sha1", "sha256", "sha512"):
+            raise ConfigurationError(
+                f"OTP_AUTH['TOTP_ALGORITHM'] must be 'sha1', 'sha256' or 'sha512', got {value!r}."
+            )
+        return str(value)
+
+    @property
+    def TOTP_TOLERANCE(self) -> int:  # noqa: N802
+        """Time steps accepted either side of the current one for clock drift (1)."""
+        return _int("TOTP_TOLERANCE", self._get("TOTP_TOLERANCE"), minimum=0, maximum=2)
+
+    @property
+    def SEED_ENCRYPTION_KEYS(self) -> list[bytes] | None:  # noqa: N802
+        """Fernet keys for authenticator seeds, newest first; ``None`` derives them from
+        ``SECRET_KEY`` (see ``otp_auth.encryption``)."""
+        value = self._get("SEED_ENCRYPTION_KEYS")
+        if value is None:
+            return None
+        if isinstance(value, str | bytes) or not isinstance(value, list | tuple) or not value:
+            raise ConfigurationError(
+                "OTP_AUTH['SEED_ENCRYPTION_KEYS'] must be a non-empty list of Fernet keys."
+            )
+        from cryptography.fernet import Fernet
+
+        keys = []
+        for index, key in enumerate(value):
+            raw = key.encode("ascii") if isinstance(key, str) else key
+            try:
+                Fernet(raw)
+            except (TypeError, ValueError, UnicodeEncodeError) as exc:
+                raise ConfigurationError(
+                    f"OTP_AUTH['SEED_ENCRYPTION_KEYS'][{index}] is not a Fernet key "
+                    "(32 url-safe base64-encoded bytes, from Fernet.generate_key())."
+                ) from exc
+            keys.append(raw)
+        return keys
+
+    @property
+    def RECOVERY_CODE_COUNT(self) -> int:  # noqa: N802
+        """Recovery codes per generated set (10)."""
+        return _int("RECOVERY_CODE_COUNT", self._get("RECOVERY_CODE_COUNT"), minimum=5, maximum=20)
+
+    @property
+    def TRUSTED_BROWSERS(self) -> bool:  # noqa: N802
+        """True: offer "remember this browser" at the code step (off by default)."""
+        return _bool("TRUSTED_BROWSERS", self._get("TRUSTED_BROWSERS"))
+
+    @property
+    def TRUSTED_BROWSER_DAYS(self) -> int:  # noqa: N802
+        """Days a remembered browser skips the second factor (30)."""
+        return _int(
+            "TRUSTED_BROWSER_DAYS", self._get("TRUSTED_BROWSER_DAYS"), minimum=1, maximum=365
+        )
+
+    @property
+    def TRUSTED_BROWSER_STAFF(self) -> bool:  # noqa: N802
+        """False (default): staff and superusers always give a second factor."""
+        return _bool("TRUSTED_BROWSER_STAFF", self._get("TRUSTED_BROWSER_STAFF"))
+
+    @property
+    def TRUSTED_BROWSER_COOKIE_NAME(self) -> str:  # noqa: N802
+        """Cookie of a remembered browser; ``"__Host-..."`` names suit HTTPS-only sites."""
+        value = self._get("TRUSTED_BROWSER_COOKIE_NAME")
+        if not isinstance(value, str) or not value or not value.isascii() or " " in value:
+            raise ConfigurationError(
+                "OTP_AUTH['TRUSTED_BROWSER_COOKIE_NAME'] must be a cookie name."
+            )
+        return value
+
+    @property
+    def NOTIFY_BY_EMAIL(self) -> bool:  # noqa: N802
+        """True: email the user when a factor is added or removed, recovery codes are
+        regenerated or used, or the password is changed here."""
+        return _bool("NOTIFY_BY_EMAIL", self._get("NOTIFY_BY_EMAIL"))
+
+    @property
+    def PASSWORD_RESET(self) -> bool:  # noqa: N802
+        """True (default): the password-reset-by-code pages and API endpoints answer."""
+        return _bool("PASSWORD_RESET", self._get("PASSWORD_RESET"))
+
+    @property
+    def PASSWORD_RESET_PHONE_TTL(self) -> int:  # noqa: N802
+        """Seconds a reset code sent by SMS or voice stays valid (600). Above 600 is
+        refused by the system check ``otp_auth.E040`` (NIST SP 800-63B-4 §4.2.1.2)."""
+        value = self._get("PASSWORD_RESET_PHONE_TTL")
+        return _int("PASSWORD_RESET_PHONE_TTL", value, minimum=30, maximum=30 * 86_400)
+
+    @property
+    def PASSWORD_RESET_EMAIL_TTL(self) -> int:  # noqa: N802
+        """Seconds a reset code sent by email stays valid (3600). Above a day is refused
+        by the system check ``otp_auth.E040``."""
+        value = self._get("PASSWORD_RESET_EMAIL_TTL")
+        return _int("PASSWORD_RESET_EMAIL_TTL", value, minimum=30, maximum=30 * 86_400)
+
+    @property
+    def PASSWORD_RESET_GRANT_TTL(self) -> int:  # noqa: N802
+        """Seconds between an accepted reset code and the new password (600)."""
+        value = self._get("PASSWORD_RESET_GRANT_TTL")
+        return _int("PASSWORD_RESET_GRANT_TTL", value, minimum=60, maximum=3600)
+
+    @property
+    def PASSWORD_RESET_SECOND_FACTOR(self) -> bool:  # noqa: N802
+        """True (default): besides the reset code, a second factor independent of the
+        device that got it (an authenticator app, a recovery code or a code sent to
+        another device) is needed to set the password. False: the reset code alone is
+        enough; the second factor is still asked at the next login."""
+        return _bool("PASSWORD_RESET_SECOND_FACTOR", self._get("PASSWORD_RESET_SECOND_FACTOR"))
+
+    def code_ttl(self, purpose: str, channel: str) -> int:
+        """Seconds a code sent for ``purpose`` over ``channel`` stays valid: ``CODE_TTL``,
+        or for a password reset ``PASSWORD_RESET_PHONE_TTL`` / ``PASSWORD_RESET_EMAIL_TTL``."""
+        if purpose == Purpose.PASSWORD_RESET:
+            if channel == Channel.EMAIL:
+                return self.PASSWORD_RESET_EMAIL_TTL
+            return self.PASSWORD_RESET_PHONE_TTL
+        return self.CODE_TTL
 
     def provider_alias_for(self, channel: str) -> str:
         """Alias that delivers ``channel``: ``CHANNEL_PROVIDERS`` or ``"default"``."""

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.utils.http import urlencode
 
-from .models import Device
+from .services.factors import has_confirmed_factor
 from .services.login import is_session_verified
 from .services.step_up import has_recent_step_up
 
@@ -20,39 +20,58 @@ __all__ = ["otp_required", "otp_check"]
 V = TypeVar("V", bound=Callable[..., HttpResponse])
 
 
+def _max_age(max_age: int | None, fresh: int | None) -> int | None:
+    if max_age is not None and fresh is not None and max_age != fresh:
+        raise TypeError("Pass max_age or its alias fresh, not both.")
+    value = max_age if max_age is not None else fresh
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise TypeError("max_age must be a positive number of seconds.")
+    return value
+
+
 def otp_check(
-    request: HttpRequest, *, if_configured: bool = False, fresh: int | None = None
+    request: HttpRequest,
+    *,
+    if_configured: bool = False,
+    max_age: int | None = None,
+    fresh: int | None = None,
 ) -> HttpResponse | None:
     """The redirect that ``otp_required`` would answer with, or ``None`` to proceed."""
+    max_age = _max_age(max_age, fresh)
     user = request.user
     here = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})
     if not user.is_authenticated:
         return HttpResponseRedirect(f"{resolve_url('otp_auth:login')}?{here}")
     if not is_session_verified(request, user):
-        if not Device.objects.confirmed().for_user(user).exists():
+        if not has_confirmed_factor(user):
             if if_configured:
                 return None
             return HttpResponseRedirect(f"{resolve_url('otp_auth:device_add')}?{here}")
         return HttpResponseRedirect(f"{resolve_url('otp_auth:verify')}?{here}")
-    if fresh is not None and not has_recent_step_up(request, user, fresh):
+    if max_age is not None and not has_recent_step_up(request, user, max_age):
         return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{here}")
     return None
 
 
 def otp_required(
-    view: V | None = None, *, if_configured: bool = False, fresh: int | None = None
+    view: V | None = None,
+    *,
+    if_configured: bool = False,
+    max_age: int | None = None,
+    fresh: int | None = None,
 ) -> Any:
     """Require a logged-in user whose session passed the second factor.
 
-    ``if_configured=True`` lets users without a confirmed device through (password only).
-    ``fresh=N`` also demands a second factor within the last N seconds (step-up), for
-    sensitive actions.
+    ``if_configured=True`` lets users without a confirmed factor through (password only).
+    ``max_age=N`` also demands a second factor within the last N seconds (step-up), for
+    sensitive actions; ``fresh=N`` is the same, under its older name.
     """
+    max_age = _max_age(max_age, fresh)
 
     def decorator(func: V) -> V:
         @wraps(func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            refusal = otp_check(request, if_configured=if_configured, fresh=fresh)
+            refusal = otp_check(request, if_configured=if_configured, max_age=max_age)
             if refusal is not None:
                 return refusal
             return func(request, *args, **kwargs)

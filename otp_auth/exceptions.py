@@ -11,19 +11,31 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 __all__ = [
+    "AccountLockedError",
     "ChallengeError",
     "ChallengeLockedError",
     "ConfigurationError",
+    "CountryNotAllowedError",
     "DeliveryError",
+    "DestinationBlockedError",
     "DeviceError",
     "FlowExpiredError",
     "InvalidCodeError",
     "InvalidDestinationError",
+    "InvalidNumberError",
     "OTPAuthError",
     "OTPBackendPermissionDenied",
+    "ProviderAccountError",
     "ProviderError",
+    "ProviderRateLimitError",
+    "ProviderRejectedError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
     "ResendLimitError",
     "ResendTooSoonError",
     "SendCancelled",
@@ -125,10 +137,22 @@ class InvalidDestinationError(DeviceError):
 
 
 class DeliveryError(OTPAuthError):
-    """The code could not be delivered. The user sees only a generic message."""
+    """The code could not be delivered. The user sees only a generic message.
+
+    ``attempts`` lists what each provider tried (see ``otp_auth.providers.routing``), so
+    the audit trail keeps every attempt even when all of them failed.
+    """
 
     code = "delivery_failed"
     default_message = _("We could not send your code right now. Please try again later.")
+    attempts: tuple[Any, ...] = ()
+
+
+class CountryNotAllowedError(DeliveryError):
+    """The number belongs to a country outside ``ALLOWED_COUNTRIES``; nothing was sent."""
+
+    code = "country_not_allowed"
+    default_message = _("Phone numbers from this country are not supported.")
 
 
 class ProviderError(DeliveryError):
@@ -147,20 +171,147 @@ class ProviderError(DeliveryError):
         provider: str = "",
         status: int | None = None,
         response: str = "",
+        vendor_code: str = "",
         **context: Any,
     ) -> None:
         self.provider = provider
         self.status = status
         self.response = response[:500]
+        self.vendor_code = vendor_code
         super().__init__(message, **context)
+        #: What operators read (logs, audit); ``message`` is what users may be shown.
+        self.detail = str(self.message)
 
     def __str__(self) -> str:
-        parts = [str(self.message)]
+        parts = [self.detail]
         if self.provider:
             parts.append(f"provider={self.provider}")
         if self.status is not None:
             parts.append(f"status={self.status}")
         return " ".join(parts)
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider could not take the request: connection refused or reset before it was
+    sent, a 5xx reply, or an internal error it reported. Nothing was accepted, so another
+    provider may be tried."""
+
+    code = "provider_unavailable"
+
+
+class ProviderTimeoutError(ProviderError):
+    """No answer in time, or the connection dropped after the request went out. The
+    provider may have accepted the message, so it is not retried by default."""
+
+    code = "provider_timeout"
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered with something we cannot read (malformed JSON, missing
+    fields). Whether it accepted the message is unknown."""
+
+    code = "provider_bad_response"
+
+
+class ProviderRejectedError(ProviderError):
+    """The provider understood the request and refused it; ``vendor_code`` says why."""
+
+    code = "provider_rejected"
+
+
+class _UserFacingProviderError(ProviderRejectedError):
+    """Its ``message`` is always the user-facing default; the positional argument is the
+    operator ``detail``."""
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(None, **kwargs)
+        if detail:
+            self.detail = detail
+
+
+class InvalidNumberError(_UserFacingProviderError):
+    """The provider says the number is invalid or cannot receive this channel.
+
+    Unlike other delivery errors, its message is meant for the user (a form error).
+    """
+
+    code = "invalid_number"
+    default_message = _("This number cannot receive codes. Check it, or use another one.")
+
+
+class DestinationBlockedError(_UserFacingProviderError):
+    """The provider refuses this destination: country not enabled, geo permissions, fraud
+    protection or an opt-out."""
+
+    code = "destination_blocked"
+    default_message = _("Codes cannot be sent to this number. Use another one.")
+
+
+class ProviderAccountError(ProviderRejectedError):
+    """A problem with our account at the provider that only an operator can fix.
+
+    ``reason`` is one of ``insufficient_funds``, ``authentication``, ``sender`` or
+    ``configuration``. The user sees the generic message; operators get a log line at
+    ERROR level and the ``delivery_failed`` signal.
+    """
+
+    code = "provider_account"
+
+    def __init__(self, message: str | Promise | None = None, *, reason: str = "", **kw: Any):
+        self.reason = reason
+        super().__init__(message, **kw)
+
+
+class ProviderRateLimitError(ProviderRejectedError):
+    """The provider refused because of its rate or send limits; nothing was sent."""
+
+    code = "provider_rate_limited"
+
+
+def _wait_text(seconds: int) -> str:
+    if seconds < 60:
+        return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
+    minutes = -(-seconds // 60)
+    if minutes < 120:
+        return ngettext("%(n)d minute", "%(n)d minutes", minutes) % {"n": minutes}
+    hours = -(-seconds // 3600)
+    return ngettext("%(n)d hour", "%(n)d hours", hours) % {"n": hours}
+
+
+class RateLimitedError(OTPAuthError):
+    """A limit of ``RATE_LIMITS`` (or the wait between refused codes) was reached: nothing
+    was sent and no code was looked at. APIs answer 429 with ``Retry-After``.
+
+    ``retry_after`` is in whole seconds (``None``: only an administrator can lift it);
+    ``limit`` names the limit for the audit log and is not shown to users.
+    """
+
+    code = "rate_limited"
+    default_message = _("Too many attempts. Please try again later.")
+    wait_message = _("Too many attempts. Please try again in %(wait)s.")
+
+    def __init__(self, retry_after: int | None = None, *, limit: str = "") -> None:
+        self.retry_after = retry_after
+        self.limit = limit
+        message = None
+        if retry_after is not None:
+            message = str(self.wait_message) % {"wait": _wait_text(max(int(retry_after), 1))}
+        super().__init__(message, retry_after=retry_after, limit=limit)
+
+
+class AccountLockedError(RateLimitedError):
+    """Too many refused codes in a row: the user's second factor is locked until
+    ``retry_after`` passes, or, when ``disabled``, until an administrator unlocks it."""
+
+    code = "account_locked"
+    default_message = _(
+        "Too many wrong codes. Sign-in with a one-time code is locked: contact support."
+    )
+    wait_message = _("Too many wrong codes. Try again in %(wait)s.")
+
+    def __init__(self, retry_after: int | None = None, *, disabled: bool = False) -> None:
+        self.disabled = disabled
+        super().__init__(None if disabled else retry_after, limit="account_locked")
 
 
 class SendCancelled(Exception):  # noqa: N818 - named like anymail's AnymailCancelSend

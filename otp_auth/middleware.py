@@ -5,6 +5,10 @@ through another login view) is sent to the code step on every URL that is not ex
 ``GET``/``HEAD`` requests are redirected, other methods get ``403`` with a JSON body
 ``{"code": "otp_required"}``. Reading the state costs no query: it lives in the session
 that ``AuthenticationMiddleware`` already loaded.
+
+A verified session that another session of the same user ended (by removing a factor)
+is logged out here on its next request; see ``otp_auth.services.revocation``, which
+needs one cache read per request and a query only after a revocation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
@@ -23,8 +27,9 @@ from django.utils.functional import SimpleLazyObject, empty
 from django.utils.http import urlencode
 
 from .conf import app_settings
-from .models import Device
+from .services.factors import has_confirmed_factor, requires_enrollment
 from .services.login import is_session_verified
+from .services.revocation import session_revoked
 from .utils import safe_next_url
 
 __all__ = ["OTPMiddleware"]
@@ -39,9 +44,36 @@ ALWAYS_EXEMPT = frozenset(
         "otp_auth:logout",
         "admin:logout",
         "logout",
+        # Password reset by code: for people who cannot sign in, whatever their session.
+        "otp_auth:password_reset",
+        "otp_auth:password_reset_verify",
+        "otp_auth:password_reset_new",
+        "otp_auth:password_reset_send",
+        "password_reset",
+        "admin_password_reset",
+        # The DRF API (``otp_auth.api.urls``): its login steps and logout.
+        "otp_auth_api:csrf",
+        "otp_auth_api:login",
+        "otp_auth_api:verify",
+        "otp_auth_api:resend",
+        "otp_auth_api:switch",
+        "otp_auth_api:cancel",
+        "otp_auth_api:logout",
+        "otp_auth_api:password_reset",
+        "otp_auth_api:password_reset_verify",
+        "otp_auth_api:password_reset_send",
+        "otp_auth_api:password_reset_complete",
     }
 )
-ENROLL_URL_NAMES = frozenset({"otp_auth:device_add", "otp_auth:device_confirm"})
+ENROLL_URL_NAMES = frozenset(
+    {
+        "otp_auth:device_add",
+        "otp_auth:device_confirm",
+        "otp_auth:totp_add",
+        "otp_auth_api:devices",
+        "otp_auth_api:device_confirm",
+    }
+)
 
 
 def _attach(request: HttpRequest, user: Any) -> Any:
@@ -55,7 +87,7 @@ def _attach(request: HttpRequest, user: Any) -> Any:
 def _has_confirmed_device(user: Any) -> bool:
     cached = getattr(user, "_otp_auth_has_device", None)
     if cached is None:
-        cached = Device.objects.confirmed().for_user(user).exists()
+        cached = has_confirmed_factor(user)
         user._otp_auth_has_device = cached
     return bool(cached)
 
@@ -109,7 +141,7 @@ def _decide(request: HttpRequest, user: Any) -> HttpResponse | None:
         return None
     has_device = _has_confirmed_device(user)
     is_admin = match is not None and "admin" in match.namespaces
-    if not has_device and not (app_settings.REQUIRE_ENROLLMENT or is_admin):
+    if not has_device and not (is_admin or requires_enrollment(user)):
         return None  # Password-only login allowed for users without a device.
     if _is_exempt(request, enrolling=not has_device):
         return None
@@ -172,4 +204,8 @@ class OTPMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        return _decide(request, request.user)
+        user = request.user
+        if user.is_authenticated and session_revoked(request, user):
+            logout(request)
+            request.user = user = _attach(request, request.user)
+        return _decide(request, user)

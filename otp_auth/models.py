@@ -20,7 +20,19 @@ from .crypto import generate_public_id, mask_email, mask_phone
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Challenge", "Device"]
+__all__ = [
+    "AuditEvent",
+    "Challenge",
+    "DeliveryAttempt",
+    "Device",
+    "Lockout",
+    "PasswordReset",
+    "RecoveryCode",
+    "RecoveryCodeSet",
+    "SessionRevocation",
+    "TOTPDevice",
+    "TrustedBrowser",
+]
 
 
 class DeviceQuerySet(models.QuerySet["Device"]):
@@ -177,3 +189,400 @@ class Challenge(models.Model):
     @property
     def attempts_left(self) -> int:
         return max(self.max_attempts - self.attempts, 0)
+
+
+class DeliveryAttempt(models.Model):
+    """One hand-over of a challenge's message to one provider, and what became of it.
+
+    A challenge gets one row per provider tried (routing and failover add more) and per
+    resend. Delivery-status webhooks update ``status`` through ``reference``. Holds no
+    code, no destination and no provider credential.
+    """
+
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    OUTCOMES = [
+        (ACCEPTED, _("Accepted")),
+        (FAILED, _("Failed")),
+        (UNKNOWN, _("Unknown (no answer)")),
+    ]
+
+    challenge = models.ForeignKey(
+        Challenge,
+        on_delete=models.CASCADE,
+        related_name="delivery_attempts",
+        verbose_name=_("challenge"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    provider_alias = models.CharField(_("provider"), max_length=64)
+    provider_name = models.CharField(_("vendor"), max_length=32, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=OUTCOMES)
+    error_code = models.CharField(_("error"), max_length=64, blank=True)
+    vendor_code = models.CharField(_("vendor code"), max_length=32, blank=True)
+    detail = models.CharField(_("detail"), max_length=128, blank=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    reference = models.CharField(_("provider reference"), max_length=128, blank=True)
+    status = models.CharField(_("delivery status"), max_length=32, blank=True)
+    raw_status = models.CharField(_("vendor status"), max_length=32, blank=True)
+    status_updated_at = models.DateTimeField(_("status updated"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["created_at", "pk"]
+        indexes = [
+            models.Index(fields=["provider_alias", "reference"], name="otp_auth_attempt_ref_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_alias}: {self.outcome} {self.status}".strip()
+
+
+class AuditEvent(models.Model):
+    """One security event: a code issued, sent, accepted or refused, a limit reached, a
+    lock placed or lifted, a device added or removed, a password reset.
+
+    Rows are written by the package only and never changed. They hold ids, masked
+    destinations and short reason words: never a code, a hash, a secret or a full phone
+    number or address. ``otp_auth_cleanup`` deletes them after ``AUDIT_RETENTION_DAYS``.
+    """
+
+    class Kind(models.TextChoices):
+        CHALLENGE_ISSUED = "challenge_issued", _("Challenge issued")
+        CODE_SENT = "code_sent", _("Code sent")
+        SEND_FAILED = "send_failed", _("Send failed")
+        DELIVERED = "delivered", _("Delivered")
+        DELIVERY_FAILED = "delivery_failed", _("Delivery failed")
+        VERIFIED = "verified", _("Code accepted")
+        FAILED = "failed", _("Code refused")
+        EXPIRED = "expired", _("Challenge expired")
+        CHALLENGE_LOCKED = "challenge_locked", _("Challenge locked")
+        CANCELLED = "cancelled", _("Challenge cancelled")
+        RATE_LIMITED = "rate_limited", _("Refused by a limit")
+        ACCOUNT_LOCKED = "account_locked", _("Second factor locked")
+        FACTOR_DISABLED = "factor_disabled", _("Second factor disabled")
+        UNLOCKED = "unlocked", _("Second factor unlocked")
+        FACTOR_ADDED = "factor_added", _("Device added")
+        FACTOR_REMOVED = "factor_removed", _("Device removed")
+        RESET_REQUESTED = "reset_requested", _("Password reset requested")
+        RESET_COMPLETED = "reset_completed", _("Password reset completed")
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("Success")
+        FAILURE = "failure", _("Failure")
+        BLOCKED = "blocked", _("Blocked")
+        INFO = "info", _("Information")
+
+    created_at = models.DateTimeField(_("time"), default=timezone.now, editable=False)
+    kind = models.CharField(_("event"), max_length=32, choices=Kind.choices)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="otp_audit_events",
+        db_index=False,  # served by the (user, created_at) index
+        verbose_name=_("user"),
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+        help_text=_("Who did it, when not the user: the administrator who unlocked."),
+    )
+    # A plain number, not a foreign key: audit rows outlive the challenges they describe,
+    # and deleting old challenges must not rewrite them.
+    challenge_pk = models.PositiveBigIntegerField(_("challenge"), null=True, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=32, choices=Purpose.choices, blank=True)
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices, blank=True)
+    destination = models.CharField(_("destination"), max_length=128, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=256, blank=True)
+    reason = models.CharField(_("reason"), max_length=64, blank=True)
+    detail = models.CharField(_("detail"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["created_at"], name="otp_auth_audit_created_idx"),
+            models.Index(fields=["user", "created_at"], name="otp_auth_audit_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.get_outcome_display()})"
+
+
+class Lockout(models.Model):
+    """A user's refused codes in a row, and the lock they led to. One row per user, made
+    at the first refused code; a success clears it.
+
+    Kept in the database, not the cache: the count toward the NIST limit of 100 must
+    survive restarts and evictions, and verification locks this row so that parallel
+    sessions share one budget of guesses.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_lockout",
+        verbose_name=_("user"),
+    )
+    failures = models.PositiveIntegerField(_("refused codes in a row"), default=0)
+    last_failure_at = models.DateTimeField(_("last refused code"), null=True, blank=True)
+    locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
+    disabled_at = models.DateTimeField(_("disabled since"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("second-factor lockout")
+        verbose_name_plural = _("second-factor lockouts")
+        ordering = ["-last_failure_at"]
+        permissions = [("unlock_lockout", _("Can unlock a user's second factor"))]
+
+    def __str__(self) -> str:
+        return str(_("Lockout of %(user)s") % {"user": self.user_id})
+
+    def is_locked(self, now: datetime | None = None) -> bool:
+        """True while a temporary lock runs, or once the codes are disabled."""
+        now = now or timezone.now()
+        return self.disabled_at is not None or (
+            self.locked_until is not None and self.locked_until > now
+        )
+
+
+class TOTPDevice(models.Model):
+    """An authenticator app (RFC 6238 TOTP).
+
+    The seed is stored only as a Fernet token (``otp_auth.encryption``), under keys that
+    live outside the database. ``last_step`` is the last accepted time step: codes at or
+    before it are refused, so an accepted code never works twice. The device serves logins
+    only once a code from the app confirmed it. Verification goes through
+    ``otp_auth.services.totp``, which locks this row; refused codes count toward the
+    user's ``Lockout`` like every other factor's.
+    """
+
+    ALGORITHMS = [("sha1", "SHA-1"), ("sha256", "SHA-256"), ("sha512", "SHA-512")]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_totp_devices",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(_("name"), max_length=64, blank=True)
+    encrypted_seed = models.TextField(editable=False)
+    algorithm = models.CharField(_("algorithm"), max_length=8, choices=ALGORITHMS, default="sha1")
+    digits = models.PositiveSmallIntegerField(_("digits"), default=6)
+    period = models.PositiveSmallIntegerField(_("seconds per code"), default=30)
+    confirmed = models.BooleanField(_("confirmed"), default=False)
+    last_step = models.BigIntegerField(_("last accepted time step"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("authenticator app")
+        verbose_name_plural = _("authenticator apps")
+        ordering = ["-last_used_at", "-created_at"]
+        indexes = [models.Index(fields=["user", "confirmed"], name="otp_auth_totp_user_idx")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"<TOTPDevice {self.pk} confirmed={self.confirmed}>"
+
+    @property
+    def label(self) -> str:
+        return self.name or str(_("Authenticator app"))
+
+
+class RecoveryCodeSet(models.Model):
+    """A user's current recovery codes. Regenerating replaces every code at once.
+
+    Verification locks this row, so one code used twice at the same moment succeeds once;
+    refused codes count toward the user's ``Lockout``.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_recovery_codes",
+        verbose_name=_("user"),
+    )
+    created_at = models.DateTimeField(_("generated"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code set")
+        verbose_name_plural = _("recovery code sets")
+
+    def __str__(self) -> str:
+        return str(_("Recovery codes of %(user)s") % {"user": self.user_id})
+
+
+class RecoveryCode(models.Model):
+    """One recovery code, as an HMAC-SHA256 with its own random salt; never the code."""
+
+    code_set = models.ForeignKey(
+        RecoveryCodeSet, on_delete=models.CASCADE, related_name="codes", verbose_name=_("set")
+    )
+    salt = models.CharField(max_length=32, editable=False)
+    code_hash = models.CharField(max_length=64, editable=False)
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("recovery code")
+        verbose_name_plural = _("recovery codes")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return str(_("used") if self.used_at else _("unused"))
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.pk} used={self.used_at is not None}>"
+
+
+class TrustedBrowser(models.Model):
+    """A browser the user asked to remember, so it skips the second factor for a while.
+
+    The browser holds a signed cookie with a 256-bit random token; only its SHA-256 is
+    stored here. ``fingerprint`` binds the record to the user's password and factors when
+    it was made: a change to either makes it worthless.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_trusted_browsers",
+        verbose_name=_("user"),
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    fingerprint = models.CharField(max_length=64, editable=False)
+    user_agent = models.CharField(_("browser"), max_length=256, blank=True)
+    created_at = models.DateTimeField(_("remembered since"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("trusted browser")
+        verbose_name_plural = _("trusted browsers")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"], name="otp_auth_trusted_exp_idx")]
+
+    def __str__(self) -> str:
+        return self.user_agent[:60] or str(_("Browser"))
+
+
+class SessionRevocation(models.Model):
+    """Sessions of ``user`` verified before ``revoked_at`` are no longer valid.
+
+    Written when a factor is removed (or the user signs out everywhere else); read by the
+    middleware only after a cheap cache check says that some revocation happened.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="otp_session_revocation",
+        verbose_name=_("user"),
+    )
+    revoked_at = models.DateTimeField(_("sessions revoked at"))
+
+    class Meta:
+        verbose_name = _("session revocation")
+        verbose_name_plural = _("session revocations")
+
+    def __str__(self) -> str:
+        return str(self.revoked_at)
+
+
+class PasswordReset(models.Model):
+    """One password reset by code: the request, the code it sent, and the grant that an
+    accepted code turns into.
+
+    A row is written for every request, whether or not an account matched, so that both
+    cost the same and get the same answer; only a row with a ``user`` ever gets a code.
+    ``public_id`` (256 random bits) names the flow until its code is accepted; from then
+    on only the holder of the grant, whose SHA-256 is ``grant_hash``, can finish it,
+    before ``grant_expires_at``. No code, grant or password is stored. State changes go
+    through ``otp_auth.services.password_reset``.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the code")
+        VERIFIED = "verified", _("Code accepted")
+        COMPLETED = "completed", _("Password changed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    public_id = models.CharField(
+        _("public id"), max_length=64, unique=True, default=generate_public_id, editable=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="otp_password_resets",
+        verbose_name=_("user"),
+        help_text=_("Empty when no single active account matched the request."),
+    )
+    # What the reset limits count against: "user:<pk>", or for a request that matched no
+    # account a keyed hash of what was typed (never the text itself).
+    subject = models.CharField(_("limit subject"), max_length=80, editable=False)
+    channel = models.CharField(
+        _("channel asked for"), max_length=16, choices=Channel.choices, blank=True
+    )
+    challenge = models.ForeignKey(
+        Challenge,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reset code"),
+    )
+    second_challenge = models.ForeignKey(
+        Challenge,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("second-factor code"),
+    )
+    second_factor = models.CharField(_("second factor passed"), max_length=32, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
+    )
+    # Wrong codes given to a flow that has no code to check (no account, or none sent):
+    # counted so that such a flow locks exactly like a real one.
+    attempts = models.PositiveSmallIntegerField(_("wrong attempts"), default=0)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(_("expires"))
+    verified_at = models.DateTimeField(_("code accepted"), null=True, blank=True)
+    grant_hash = models.CharField(max_length=64, blank=True, editable=False)
+    grant_expires_at = models.DateTimeField(_("grant expires"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("password changed"), null=True, blank=True)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=256, blank=True)
+
+    class Meta:
+        verbose_name = _("password reset")
+        verbose_name_plural = _("password resets")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["subject", "status"], name="otp_auth_reset_subject_idx"),
+            models.Index(fields=["grant_hash"], name="otp_auth_reset_grant_idx"),
+            models.Index(fields=["created_at"], name="otp_auth_reset_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.get_status_display())
+
+    def __repr__(self) -> str:
+        return f"<PasswordReset {self.pk} {self.status}>"

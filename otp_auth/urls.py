@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import factor_views, password_reset_views, views, webhooks
 
 app_name = "otp_auth"
 
@@ -20,4 +20,45 @@ urlpatterns = [
     path("devices/confirm/", views.DeviceConfirmView.as_view(), name="device_confirm"),
     path("devices/<int:pk>/remove/", views.DeviceRemoveView.as_view(), name="device_remove"),
     path("step-up/", views.StepUpView.as_view(), name="step_up"),
+    path("authenticator/add/", factor_views.TOTPAddView.as_view(), name="totp_add"),
+    path(
+        "authenticator/<int:pk>/remove/",
+        factor_views.TOTPRemoveView.as_view(),
+        name="totp_remove",
+    ),
+    path("recovery-codes/", factor_views.RecoveryCodesView.as_view(), name="recovery_codes"),
+    path(
+        "browsers/forget/",
+        factor_views.TrustedBrowserForgetView.as_view(),
+        name="trusted_forget_all",
+    ),
+    path(
+        "browsers/<int:pk>/forget/",
+        factor_views.TrustedBrowserForgetView.as_view(),
+        name="trusted_forget",
+    ),
+    path(
+        "sessions/end-others/",
+        factor_views.EndOtherSessionsView.as_view(),
+        name="end_other_sessions",
+    ),
+    path("password/", factor_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password-reset/", password_reset_views.RequestView.as_view(), name="password_reset"),
+    path(
+        "password-reset/code/",
+        password_reset_views.VerifyView.as_view(),
+        name="password_reset_verify",
+    ),
+    path(
+        "password-reset/new/",
+        password_reset_views.NewPasswordView.as_view(),
+        name="password_reset_new",
+    ),
+    path(
+        "password-reset/send/",
+        password_reset_views.SendCodeView.as_view(),
+        name="password_reset_send",
+    ),
+    path("webhooks/<str:alias>/", webhooks.delivery_status, name="webhook"),
+    path("webhooks/<str:alias>/<str:token>/", webhooks.delivery_status, name="webhook_token"),
 ]

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from .ip import client_ip  # REMOTE_ADDR, or the hop TRUSTED_PROXIES points to
+
 __all__ = ["client_ip", "safe_next_url", "user_agent"]
-
-
-def client_ip(request: HttpRequest | None) -> str | None:
-    """``REMOTE_ADDR`` only.
-
-    Forwarded headers are client-controlled unless a trusted proxy rewrites them; a site
-    behind a proxy should set ``REMOTE_ADDR`` from it in its own middleware.
-    """
-    if request is None:
-        return None
-    raw = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
-        return None
 
 
 def user_agent(request: HttpRequest | None) -> str:

@@ -28,14 +28,17 @@ from .exceptions import (
     FlowExpiredError,
     InvalidCodeError,
     OTPAuthError,
+    RateLimitedError,
     ResendTooSoonError,
 )
 from .forms import CodeForm, DeviceAddForm, LoginForm
 from .models import Challenge, Device
 from .services import challenges as challenge_service
 from .services import devices as device_service
+from .services import factors as factor_service
 from .services import login as login_service
 from .services import step_up as step_up_service
+from .services import trusted as trusted_service
 from .utils import safe_next_url
 
 __all__ = [
@@ -97,15 +100,26 @@ class LoginView(View):
         if not form.is_valid():
             return self.render(request, form, next_url)
         user = form.get_user()
+        if trusted_service.trusted_record(request, user) is not None:
+            # A remembered browser: the password is enough, but it is no fresh step-up.
+            login(request, user)
+            login_service.mark_verified(request, user, None, factor="trusted", step_up=False)
+            return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
         try:
-            challenge = login_service.start_login(
+            pending = login_service.start_login(
                 request, user, backend=user.backend, next_url=next_url
             )
+        except RateLimitedError as exc:
+            # Only after the right password: a wrong one gets the same answer whether the
+            # account is locked, unknown or fine.
+            logout(request)
+            form.add_error(None, exc.message)
+            return self.render(request, form, next_url)
         except (DeliveryError, DeviceError):
             logout(request)
             form.add_error(None, DeliveryError.default_message)
             return self.render(request, form, next_url, form_error=True)
-        if challenge is None:
+        if pending is None:
             # No confirmed device: password-only login; the middleware sends the user to
             # enrollment first when REQUIRE_ENROLLMENT is on.
             login(request, user)
@@ -138,9 +152,14 @@ class VerifyView(View):
         form = CodeForm(request.POST)
         form.is_valid()
         try:
-            _user, next_url = login_service.complete_login(request, form.cleaned_data.get("code"))
+            user, next_url = login_service.complete_login(request, form.cleaned_data.get("code"))
         except FlowExpiredError as exc:
             return self._restart(request, exc)
+        except RateLimitedError as exc:
+            pending = login_service.get_pending_login(request)
+            if pending is None:
+                return redirect("otp_auth:login")
+            return self.render(request, pending, _refused_code_form(exc.message))
         except ChallengeLockedError as exc:
             pending = login_service.get_pending_login(request)
             if pending is None:
@@ -151,7 +170,10 @@ class VerifyView(View):
             if pending is None:
                 return redirect("otp_auth:login")
             return self.render(request, pending, _refused_code_form(exc.message))
-        return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
+        response = redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
+        if request.POST.get("remember"):
+            trusted_service.remember(request, response, user)
+        return response
 
     def _resume(self, request: HttpRequest) -> HttpResponse:
         user = request.user
@@ -160,18 +182,22 @@ class VerifyView(View):
         if login_service.is_session_verified(request, user):
             return redirect(_next_from(request) or app_settings.LOGIN_REDIRECT_URL)
         try:
-            challenge = login_service.start_login(
+            pending = login_service.start_login(
                 request,
                 user,
                 backend=request.session.get(BACKEND_SESSION_KEY, ""),
                 next_url=_next_from(request),
                 resume=True,
             )
+        except RateLimitedError as exc:
+            logout(request)
+            messages.error(request, str(exc.message))
+            return redirect("otp_auth:login")
         except (DeliveryError, DeviceError):
             logout(request)
             messages.error(request, str(DeliveryError.default_message))
             return redirect("otp_auth:login")
-        if challenge is None:
+        if pending is None:
             return redirect("otp_auth:device_add")
         return redirect("otp_auth:verify")
 
@@ -189,8 +215,10 @@ class VerifyView(View):
         locked: bool = False,
         error: Any = None,
     ) -> HttpResponse:
-        challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
-        if challenge is None:
+        challenge = None
+        if pending.factor == "code":
+            challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
+        if challenge is None and pending.factor == "code":
             if not form.errors:
                 return redirect("otp_auth:login")
             # A refused code must look the same whether or not its challenge still exists.
@@ -199,18 +227,30 @@ class VerifyView(View):
                 channel=device.default_channel if device else "",
                 destination_masked=device.masked_destination if device else "",
             )
+        factors = factor_service.user_factors(pending.user_id)
+        current = next((f for f in factors if f.key == pending.factor_key), None)
         others = [
             d
             for d in Device.objects.confirmed().filter(user_id=pending.user_id)
-            if d.pk != pending.device_id
+            if pending.factor != "code" or d.pk != pending.device_id
         ]
+        owner = factor_service.pending_user(pending.user_id)
+        if pending.factor == "recovery":
+            form.fields["code"].widget.attrs.update(inputmode="text", autocomplete="off")
         context = {
             "form": form,
+            "factor": pending.factor,
+            "current_factor": current,
             "challenge": challenge,
-            "locked": locked or challenge.status == "locked",
+            "locked": locked or (challenge is not None and challenge.status == "locked"),
             "locked_message": error,
-            "resend_in": challenge_service.resend_available_in(challenge),
+            "resend_in": challenge_service.resend_available_in(challenge) if challenge else 0,
             "other_devices": others,
+            "other_factors": [
+                f for f in factors if f.kind != "code" and f.key != pending.factor_key
+            ],
+            "offer_remember": owner is not None and trusted_service.allowed_for(owner),
+            "remember_days": app_settings.TRUSTED_BROWSER_DAYS,
         }
         return render(request, self.template_name, context)
 
@@ -248,7 +288,8 @@ class SwitchDeviceView(View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         try:
-            login_service.switch_device(request, request.POST.get("device"))
+            factor = request.POST.get("factor") or f"device:{request.POST.get('device', '')}"
+            login_service.choose_factor(request, factor)
         except (FlowExpiredError, DeliveryError) as exc:
             logout(request)
             messages.error(request, str(exc.message))
@@ -286,7 +327,7 @@ def _device_gate(request: HttpRequest, *, fresh: bool) -> HttpResponse | None:
     if not user.is_authenticated:
         return HttpResponseRedirect(_with_next("otp_auth:login", here))
     if not login_service.is_session_verified(request, user):
-        if Device.objects.confirmed().for_user(user).exists():
+        if factor_service.has_confirmed_factor(user):
             return HttpResponseRedirect(_with_next("otp_auth:verify", here))
         return None
     if fresh and not step_up_service.has_recent_step_up(request, user):
@@ -303,7 +344,8 @@ class DeviceListView(View):
         if refusal:
             return refusal
         devices = Device.objects.confirmed().for_user(request.user)
-        return render(request, self.template_name, {"devices": devices})
+        context = {"devices": devices, **factor_service.overview(request, request.user)}
+        return render(request, self.template_name, context)
 
 
 @method_decorator(secret_view, name="dispatch")
@@ -329,7 +371,7 @@ class DeviceAddView(View):
                 destination=form.cleaned_data["destination"],
                 name=form.cleaned_data.get("name", ""),
             )
-        except (DeviceError, DeliveryError) as exc:
+        except (DeviceError, DeliveryError, RateLimitedError) as exc:
             form.add_error(None, exc.message)
             return render(request, self.template_name, {"form": form})
         return redirect("otp_auth:device_confirm")
@@ -360,7 +402,7 @@ class DeviceConfirmView(View):
         except ChallengeLockedError as exc:
             messages.error(request, str(exc.message))
             return redirect("otp_auth:device_add")
-        except InvalidCodeError as exc:
+        except (InvalidCodeError, RateLimitedError) as exc:
             form = _refused_code_form(exc.message)
             return render(request, self.template_name, {"form": form, "device": device})
         messages.success(request, _("Device added."))
@@ -380,7 +422,7 @@ class DeviceRemoveView(View):
                 _with_next("otp_auth:step_up", resolve_url("otp_auth:devices"))
             )
         try:
-            device_service.remove_device(request.user, pk)
+            device_service.remove_device(request.user, pk, request=request)
         except DeviceError:
             messages.error(request, _("That device was not found."))
         else:
@@ -404,6 +446,8 @@ class StepUpView(View):
         return self.render(request, CodeForm())
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if request.POST.get("factor") == "totp":
+            return self._with_totp(request)
         if "send" in request.POST:
             try:
                 step_up_service.start_step_up(
@@ -412,7 +456,7 @@ class StepUpView(View):
                     device_id=request.POST.get("device"),
                     next_url=_next_from(request),
                 )
-            except (DeviceError, DeliveryError) as exc:
+            except (DeviceError, DeliveryError, RateLimitedError) as exc:
                 messages.error(request, str(exc.message))
             return self.render(request, CodeForm())
         form = CodeForm(request.POST)
@@ -425,7 +469,7 @@ class StepUpView(View):
             messages.error(request, str(exc.message))
             request.session.pop("_otp_auth_step_up_pending", None)
             return self.render(request, CodeForm())
-        except InvalidCodeError as exc:
+        except (InvalidCodeError, RateLimitedError) as exc:
             return self.render(request, _refused_code_form(exc.message))
         return redirect(safe_next_url(request, next_url) or app_settings.LOGIN_REDIRECT_URL)
 
@@ -438,6 +482,20 @@ class StepUpView(View):
             "form": form,
             "challenge": challenge if challenge and challenge.status == "pending" else None,
             "devices": Device.objects.confirmed().for_user(request.user),
+            "authenticators": factor_service.confirmed_totp_devices(request.user),
             "next": _next_from(request) or (pending or {}).get("next_url", ""),
         }
         return render(request, self.template_name, context)
+
+    def _with_totp(self, request: HttpRequest) -> HttpResponse:
+        """A code from an authenticator app: nothing to send, checked at once."""
+        form = CodeForm(request.POST)
+        form.is_valid()
+        try:
+            step_up_service.complete_step_up_with_totp(
+                request, request.user, form.cleaned_data.get("code")
+            )
+        except (InvalidCodeError, RateLimitedError) as exc:
+            return self.render(request, _refused_code_form(exc.message))
+        next_url = _next_from(request)
+        return redirect(safe_next_url(request, next_url) or app_settings.LOGIN_REDIRECT_URL)

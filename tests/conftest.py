@@ -147,3 +147,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.outcome = "failed"
             report.longrepr = f"{variable}=1 but this {marker} test skipped: {reason}"
             return
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> None:
+    """Rate-limit counters live in the cache, which outlives a test: start each test with
+    none. (Under xdist with Redis, each worker has its own Redis database.)"""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    for alias in settings.CACHES:
+        caches[alias].clear()

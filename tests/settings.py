@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import environ
 
 env = environ.Env()
@@ -47,6 +49,12 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default="sqlite://:memory:")}
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# Tests clear the cache between them (FLUSHDB on Redis): each xdist worker gets its own
+# Redis database, so that one worker never wipes the counters of another's test.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and CACHES["default"]["BACKEND"].endswith("RedisCache"):
+    _base, _, _db = str(CACHES["default"]["LOCATION"]).rpartition("/")
+    CACHES["default"]["LOCATION"] = f"{_base}/{int(_db or 0) + int(_worker[2:])}"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
@@ -67,3 +75,26 @@ OTP_AUTH = {
 }
 # The locmem provider is refused with DEBUG off (otp_auth.E005); tests opt out knowingly.
 SILENCED_SYSTEM_CHECKS = ["otp_auth.E005"]
+
+# The DRF API (the ``drf`` extra), when installed; the core suite runs without it.
+try:
+    import drf_spectacular  # noqa: F401
+    import rest_framework  # noqa: F401
+except ImportError:
+    pass
+else:
+    INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular"]
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+        "TEST_REQUEST_DEFAULT_FORMAT": "json",
+        # High enough never to trip across a test run; tests of the throttles lower them.
+        "DEFAULT_THROTTLE_RATES": {
+            "otp_login": "10000/min",
+            "otp_verify": "10000/min",
+            "otp_send": "10000/min",
+        },
+    }

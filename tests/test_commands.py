@@ -64,7 +64,7 @@ def test_dry_run_counts_without_deleting(user: Any) -> None:
     make_challenge(user, timedelta(days=35))
     make_challenge(user, timedelta(days=1))
     out, _ = run("--days", "30", "--dry-run")
-    assert out.strip() == "2 challenge(s) older than 30 days."
+    assert out.splitlines()[0] == "2 challenge(s) older than 30 days."
     assert Challenge.objects.count() == 3
 
 

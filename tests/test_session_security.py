@@ -218,6 +218,14 @@ ALLOWED = {
     "otp_auth:cancel",
     "otp_auth:logout",
     "admin:logout",
+    # The DRF API's login steps and logout (routed when DRF is installed).
+    "otp_auth_api:csrf",
+    "otp_auth_api:login",
+    "otp_auth_api:verify",
+    "otp_auth_api:resend",
+    "otp_auth_api:switch",
+    "otp_auth_api:cancel",
+    "otp_auth_api:logout",
 }
 FILLERS = ("1", "auth", "otp_auth")
 

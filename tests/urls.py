@@ -48,3 +48,10 @@ urlpatterns = [
     path("account/", include("otp_auth.urls")),
     path("admin/", admin.site.urls),
 ]
+
+try:
+    import rest_framework  # noqa: F401
+except ImportError:
+    pass
+else:
+    urlpatterns.append(path("api/", include("otp_auth.api.urls")))

@@ -8,7 +8,9 @@ refused code still counts.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,18 +23,23 @@ from ..constants import ChallengeStatus, Purpose
 from ..crypto import generate_code, generate_public_id, hash_code, normalize_code, verify_code
 from ..exceptions import (
     ChallengeLockedError,
+    CountryNotAllowedError,
     DeliveryError,
     DeviceError,
     InvalidCodeError,
     OTPAuthError,
+    RateLimitedError,
     ResendLimitError,
     ResendTooSoonError,
 )
-from ..models import Challenge, Device
+from ..models import AuditEvent, Challenge, Device
 from ..providers import get_provider, provider_for_channel
+from ..providers.routing import Attempt
 from ..signals import challenge_failed, challenge_issued, challenge_locked, challenge_verified
 from ..utils import client_ip, user_agent
-from . import delivery
+from . import audit, delivery, guard, lockout
+
+logger = logging.getLogger("otp_auth")
 
 __all__ = [
     "cancel_challenge",
@@ -61,7 +68,9 @@ def _locked_challenge(public_id: object) -> Challenge | None:
     return qs.filter(public_id=public_id).first()
 
 
-def _deliver(challenge: Challenge, code: str | None, destination: str) -> None:
+def _deliver(challenge: Challenge, code: str | None, destination: str) -> Sequence[Attempt]:
+    """Send, and return the attempts to record once the challenge row exists."""
+    delivery.check_destination_allowed(challenge.channel, destination)
     provider = get_provider(challenge.provider_alias)
     if provider.hosted_verify:
         result = delivery.start_hosted(challenge, provider, destination)
@@ -70,6 +79,7 @@ def _deliver(challenge: Challenge, code: str | None, destination: str) -> None:
         result = delivery.send_code(challenge, provider, code, destination)
     challenge.provider_reference = result.reference[:128]
     challenge.delivery_status = result.status[:32]
+    return result.attempts
 
 
 def issue_challenge(
@@ -99,6 +109,7 @@ def issue_challenge(
         or (purpose != Purpose.ENROLLMENT and not device.confirmed)
     ):
         raise DeviceError()
+    guard.before_send(user=user, device=device, channel=channel, purpose=purpose, request=request)
     provider = provider_for_channel(channel)
     now = _now()
     challenge = Challenge(
@@ -114,7 +125,7 @@ def issue_challenge(
         created_at=now,
         last_sent_at=now,
         send_count=replaces.send_count + 1 if replaces else 1,
-        expires_at=now + timedelta(seconds=app_settings.CODE_TTL),
+        expires_at=now + timedelta(seconds=app_settings.code_ttl(purpose, channel)),
         ip_address=client_ip(request),
         user_agent=user_agent(request),
     )
@@ -123,14 +134,18 @@ def issue_challenge(
         code = generate_code()
         challenge.code_hash = hash_code(code, challenge_id=challenge.public_id, purpose=purpose)
     try:
-        _deliver(challenge, code, device.destination_for(channel))
+        attempts = _deliver(challenge, code, device.destination_for(channel))
     except DeliveryError as exc:
         challenge.status = ChallengeStatus.SEND_FAILED
         challenge.code_hash = ""
         challenge.failure_reason = exc.code
         challenge.save()
+        delivery.record_attempts(challenge, exc.attempts)
+        _audit_send(challenge, exc, request=request, first=True)
         raise
     challenge.save()
+    delivery.record_attempts(challenge, attempts)
+    _audit_send(challenge, None, request=request, first=True)
     challenge_issued.send(sender=Challenge, challenge=challenge, request=request, resend=False)
     return challenge
 
@@ -142,6 +157,7 @@ def verify_challenge(
     purpose: str,
     user: Any = None,
     request: HttpRequest | None = None,
+    counts_toward_lockout: bool = True,
 ) -> Challenge:
     """Check ``code`` against the challenge and consume it on success.
 
@@ -149,11 +165,17 @@ def verify_challenge(
     challenges all raise ``InvalidCodeError`` (one public message); the attempt that
     reaches ``max_attempts`` and every later one raise ``ChallengeLockedError``.
     Returns the verified challenge, with ``challenge.user`` loaded.
+
+    ``counts_toward_lockout=False`` is for codes that anyone may have sent to a user (a
+    password reset): a lock in force still refuses them, but their outcome neither adds
+    to nor clears the user's refused codes in a row, so strangers cannot lock an account.
     """
     normalized = normalize_code(code)
     now = _now()
     error: OTPAuthError | None = None
     locked_now = False
+    lock_started: str | None = None
+    reservation = guard.before_verify(request, user=user)
     with transaction.atomic():
         challenge = _locked_challenge(public_id)
         if (
@@ -172,16 +194,26 @@ def verify_challenge(
             challenge.status = ChallengeStatus.EXPIRED
             challenge.save(update_fields=["status"])
             error = InvalidCodeError("expired")
-        else:
+        elif (error := lockout.refusal(state := lockout.acquire(challenge.user_id), now)) is None:
+            # The user's Lockout row stays locked to the end: parallel checks of any of the
+            # user's challenges take their turn against one budget of refused codes.
             matched = normalized is not None and _code_matches(challenge, normalized)
-            if matched:
+            if matched is None:
+                # The hosted-verify vendor could not judge the code: refuse it without
+                # counting an attempt, so an outage cannot lock anyone out.
+                error = InvalidCodeError("provider_error")
+            elif matched:
                 challenge.status = ChallengeStatus.VERIFIED
                 challenge.consumed_at = now
                 challenge.code_hash = ""
                 challenge.save(update_fields=["status", "consumed_at", "code_hash"])
                 if challenge.device_id:
                     Device.objects.filter(pk=challenge.device_id).update(last_used_at=now)
+                if counts_toward_lockout:
+                    lockout.record_success(state)
             else:
+                if counts_toward_lockout:
+                    lock_started = lockout.record_failure(state, now)
                 challenge.attempts += 1
                 if challenge.attempts >= challenge.max_attempts:
                     challenge.status = ChallengeStatus.LOCKED
@@ -193,22 +225,81 @@ def verify_challenge(
                 challenge.save(update_fields=["attempts", "status", "code_hash"])
     if error is None:
         assert challenge is not None
+        reservation.release()  # an accepted code is not a failure from this address
+        audit.record_challenge(challenge, [AuditEvent.Kind.VERIFIED], request=request)
         challenge_verified.send(sender=Challenge, challenge=challenge, request=request)
         return challenge
     reason = getattr(error, "reason", error.code)
+    if isinstance(error, RateLimitedError) or reason == "provider_error":
+        reservation.release()  # no code was judged
+    if isinstance(error, RateLimitedError):
+        raise guard.refused(error, user=user, challenge=challenge, request=request)
     challenge_failed.send(sender=Challenge, challenge=challenge, reason=reason, request=request)
+    _audit_refusal(challenge, reason, locked_now, lock_started, user=user, request=request)
     if locked_now:
         challenge_locked.send(sender=Challenge, challenge=challenge, request=request)
+    if lock_started:
+        assert challenge is not None
+        lockout.announce(state, lock_started, user=challenge.user, request=request)
     raise error
 
 
-def _code_matches(challenge: Challenge, code: str) -> bool:
+def _audit_send(
+    challenge: Challenge,
+    error: DeliveryError | None,
+    *,
+    request: HttpRequest | None,
+    first: bool,
+) -> None:
+    kinds: list[Any] = [AuditEvent.Kind.CHALLENGE_ISSUED] if first else []
+    if error is None:
+        kinds.append((AuditEvent.Kind.CODE_SENT, "" if first else "resend"))
+    else:
+        kinds.append((AuditEvent.Kind.SEND_FAILED, error.code))
+    rows = audit.record_challenge(challenge, kinds, request=request)
+    if isinstance(error, CountryNotAllowedError):
+        # Refused before any provider call (the country allow-list): blocked, not failed.
+        AuditEvent.objects.filter(pk=rows[-1].pk).update(outcome=AuditEvent.Outcome.BLOCKED)
+
+
+def _audit_refusal(
+    challenge: Challenge | None,
+    reason: str,
+    locked_now: bool,
+    lock_started: str | None,
+    *,
+    user: Any,
+    request: HttpRequest | None,
+) -> None:
+    kind = AuditEvent.Kind.EXPIRED if reason == "expired" else AuditEvent.Kind.FAILED
+    if challenge is None:
+        audit.log(kind, user=user, request=request, reason=reason)
+        return
+    kinds: list[Any] = [(kind, reason)]
+    if locked_now:
+        kinds.append((AuditEvent.Kind.CHALLENGE_LOCKED, "max_attempts"))
+    if lock_started:
+        kinds.append((lock_started, "consecutive_failures"))
+    audit.record_challenge(challenge, kinds, request=request)
+
+
+def _code_matches(challenge: Challenge, code: str) -> bool | None:
+    """True or False; ``None`` when a hosted-verify vendor could not answer."""
     provider = get_provider(challenge.provider_alias)
     if provider.hosted_verify:
         destination = (
             challenge.device.destination_for(challenge.channel) if challenge.device else ""
         )
-        return provider.check(challenge.provider_reference, destination, code)
+        try:
+            return bool(provider.check(challenge.provider_reference, destination, code))
+        except DeliveryError as exc:
+            logger.warning(
+                "otp_auth: hosted check failed for challenge pk=%s via %r: %s",
+                challenge.pk,
+                provider.alias,
+                exc,
+            )
+            return None
     return verify_code(
         code, challenge.code_hash, challenge_id=challenge.public_id, purpose=challenge.purpose
     )
@@ -245,34 +336,48 @@ def resend_challenge(
         wait = resend_available_in(challenge)
         if wait:
             raise ResendTooSoonError(wait)
-        provider = get_provider(challenge.provider_alias)
-        code = None
-        challenge.code_hash = ""
-        if not provider.hosted_verify:
-            code = generate_code()
-            challenge.code_hash = hash_code(
-                code, challenge_id=challenge.public_id, purpose=challenge.purpose
+        blocked = None
+        if challenge.device is not None:
+            blocked = guard.send_refusal(
+                user=user, device=challenge.device, channel=challenge.channel, request=request
             )
-        challenge.last_sent_at = now
-        challenge.expires_at = now + timedelta(seconds=app_settings.CODE_TTL)
-        challenge.send_count += 1
-        challenge.save(update_fields=["code_hash", "last_sent_at", "expires_at", "send_count"])
+        if blocked is None:
+            provider = get_provider(challenge.provider_alias)
+            code = None
+            challenge.code_hash = ""
+            if not provider.hosted_verify:
+                code = generate_code()
+                challenge.code_hash = hash_code(
+                    code, challenge_id=challenge.public_id, purpose=challenge.purpose
+                )
+            challenge.last_sent_at = now
+            ttl = app_settings.code_ttl(challenge.purpose, challenge.channel)
+            challenge.expires_at = now + timedelta(seconds=ttl)
+            challenge.send_count += 1
+            challenge.save(update_fields=["code_hash", "last_sent_at", "expires_at", "send_count"])
+    if blocked is not None:
+        # Reported once the transaction is over, so that its audit row is kept.
+        raise guard.refused(blocked, user=user, challenge=challenge, request=request)
     # Sent after the commit: a slow provider must not hold the row lock.
     device = challenge.device
     try:
         if device is None:
             raise DeliveryError()
-        _deliver(challenge, code, device.destination_for(challenge.channel))
+        attempts = _deliver(challenge, code, device.destination_for(challenge.channel))
     except DeliveryError as exc:
         Challenge.objects.filter(pk=challenge.pk).update(
             status=ChallengeStatus.SEND_FAILED, code_hash="", failure_reason=exc.code
         )
         challenge.status = ChallengeStatus.SEND_FAILED
+        delivery.record_attempts(challenge, exc.attempts)
+        _audit_send(challenge, exc, request=request, first=False)
         raise
     Challenge.objects.filter(pk=challenge.pk).update(
         provider_reference=challenge.provider_reference,
         delivery_status=challenge.delivery_status,
     )
+    delivery.record_attempts(challenge, attempts)
+    _audit_send(challenge, None, request=request, first=False)
     challenge_issued.send(sender=Challenge, challenge=challenge, request=request, resend=True)
     return challenge
 
@@ -284,4 +389,10 @@ def cancel_challenge(public_id: object, *, user: Any = None) -> bool:
     qs = Challenge.objects.pending().filter(public_id=public_id)
     if user is not None:
         qs = qs.filter(user=user)
-    return bool(qs.update(status=ChallengeStatus.CANCELLED, code_hash=""))
+    challenge = qs.first()
+    if challenge is None or not Challenge.objects.pending().filter(pk=challenge.pk).update(
+        status=ChallengeStatus.CANCELLED, code_hash=""
+    ):
+        return False
+    audit.record_challenge(challenge, [AuditEvent.Kind.CANCELLED])
+    return True

@@ -7,19 +7,33 @@ challenge id, provider alias and error class, never the code or the destination.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import phonenumbers
+from django.db import transaction
 from django.template.loader import select_template
+from django.utils import timezone
 
 from ..conf import app_settings
-from ..constants import Channel
-from ..exceptions import DeliveryError, ProviderError
+from ..constants import PHONE_CHANNELS, Channel
+from ..exceptions import CountryNotAllowedError, DeliveryError
 from ..providers import BaseProvider, DeliveryResult, HostedVerification, OTPMessage
+from ..providers.http import StatusUpdate
+from ..providers.routing import Attempt, RoutedResult
+from ..signals import delivery_failed, delivery_status_changed
 
 if TYPE_CHECKING:
-    from ..models import Challenge
+    from ..models import Challenge, DeliveryAttempt
 
-__all__ = ["render_message", "send_code", "start_hosted"]
+__all__ = [
+    "check_destination_allowed",
+    "record_attempts",
+    "record_status",
+    "render_message",
+    "send_code",
+    "start_hosted",
+]
 
 logger = logging.getLogger("otp_auth")
 
@@ -38,7 +52,7 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
         "code": code,
         "purpose": challenge.purpose,
         "channel": challenge.channel,
-        "minutes": max(app_settings.CODE_TTL // 60, 1),
+        "minutes": max(app_settings.code_ttl(challenge.purpose, challenge.channel) // 60, 1),
         "site_name": app_settings.SITE_NAME,
     }
     base = "otp_auth/messages"
@@ -66,10 +80,30 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
     )
 
 
-def _guarded(challenge: Challenge, provider: BaseProvider, call: object) -> DeliveryResult:
+def check_destination_allowed(channel: str, destination: str) -> None:
+    """Refuse a phone number outside ``ALLOWED_COUNTRIES`` before any provider is called.
+
+    Numbers are checked at enrollment too; this catches devices added before the list
+    changed and any caller that skips enrollment.
+    """
+    allowed = app_settings.ALLOWED_COUNTRIES
+    if allowed is None or channel not in PHONE_CHANNELS:
+        return
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(destination, None))
+    except phonenumbers.NumberParseException as exc:
+        raise CountryNotAllowedError() from exc
+    if region not in allowed:
+        raise CountryNotAllowedError()
+
+
+def _guarded(challenge: Challenge, provider: BaseProvider, call: object) -> RoutedResult:
+    """Run ``call``; always return or raise with the attempts made attached."""
     try:
         result = call()  # type: ignore[operator]
-    except ProviderError as exc:
+    except DeliveryError as exc:
+        if not exc.attempts:
+            exc.attempts = (Attempt.from_error(provider.alias, provider, exc),)
         logger.warning(
             "otp_auth: delivery failed for challenge pk=%s via %r: %s",
             challenge.pk,
@@ -85,28 +119,135 @@ def _guarded(challenge: Challenge, provider: BaseProvider, call: object) -> Deli
             type(exc).__name__,
             challenge.pk,
         )
-        raise DeliveryError() from exc
+        error = DeliveryError()
+        error.attempts = (Attempt.from_error(provider.alias, provider, exc),)
+        raise error from exc
     if not isinstance(result, DeliveryResult):
-        raise DeliveryError()
-    return result
+        error = DeliveryError()
+        error.attempts = (Attempt.from_error(provider.alias, provider, error),)
+        raise error
+    if isinstance(result, RoutedResult) and result.attempts:
+        return result
+    return RoutedResult(
+        provider=result.provider,
+        status=result.status,
+        reference=result.reference,
+        raw_status=result.raw_status,
+        alias=provider.alias,
+        attempts=(Attempt.from_result(provider.alias, result),),
+    )
 
 
 def send_code(
     challenge: Challenge, provider: BaseProvider, code: str, destination: str
-) -> DeliveryResult:
+) -> RoutedResult:
     """Deliver ``code`` for ``challenge`` through a deliver-only ``provider``."""
     message = render_message(challenge, code, destination)
     return _guarded(challenge, provider, lambda: provider.send(message))
 
 
-def start_hosted(challenge: Challenge, provider: BaseProvider, destination: str) -> DeliveryResult:
+def start_hosted(challenge: Challenge, provider: BaseProvider, destination: str) -> RoutedResult:
     """Ask a hosted-verify ``provider`` to generate and send the code itself."""
     verification = HostedVerification(
         destination=destination,
         channel=challenge.channel,
         purpose=challenge.purpose,
         code_length=app_settings.CODE_LENGTH,
-        ttl=app_settings.CODE_TTL,
+        ttl=app_settings.code_ttl(challenge.purpose, challenge.channel),
         metadata={"challenge": challenge.public_id},
     )
     return _guarded(challenge, provider, lambda: provider.start(verification))
+
+
+def record_attempts(challenge: Challenge, attempts: Iterable[Attempt]) -> list[DeliveryAttempt]:
+    """Save the audit rows of a (saved) challenge's attempts in one query, then report
+    each failed one through ``delivery_failed``; account problems are logged as errors."""
+    from ..models import DeliveryAttempt
+
+    now = timezone.now()
+    rows = [
+        DeliveryAttempt(
+            challenge=challenge,
+            created_at=now,
+            provider_alias=a.alias[:64],
+            provider_name=a.provider[:32],
+            outcome=a.outcome,
+            error_code=a.error[:64],
+            vendor_code=a.vendor_code[:32],
+            detail=a.detail[:128],
+            http_status=a.http_status,
+            reference=a.reference[:128],
+            status=a.status[:32],
+            raw_status=a.raw_status[:32],
+        )
+        for a in attempts
+    ]
+    if not rows:
+        return rows
+    if len(rows) == 1:
+        # bulk_create() wraps even one row in its own transaction: three statements.
+        rows[0].save(force_insert=True)
+    else:
+        DeliveryAttempt.objects.bulk_create(rows)
+    for row in rows:
+        if row.outcome == DeliveryAttempt.ACCEPTED:
+            continue
+        if row.error_code == "provider_account":
+            logger.error(
+                "otp_auth: provider %r needs an operator: %s (vendor code %s)",
+                row.provider_alias,
+                row.detail,
+                row.vendor_code or "-",
+            )
+        delivery_failed.send(sender=DeliveryAttempt, challenge=challenge, attempt=row)
+    return rows
+
+
+#: Terminal statuses share a rank: the first one reported wins.
+_RANKS = {"queued": 0, "sent": 1, "delivered": 2, "failed": 2}
+
+
+def record_status(alias: str, update: StatusUpdate) -> DeliveryAttempt | None:
+    """Apply an authenticated delivery-status webhook; ``None`` if no attempt matches.
+
+    Idempotent and monotonic: a repeated or late callback (``sent`` after ``delivered``)
+    changes nothing, and vendor words we do not know are ignored. The challenge shows the
+    status of its latest accepted attempt.
+    """
+    from ..models import Challenge, DeliveryAttempt
+
+    if update.status not in _RANKS:
+        logger.info(
+            "otp_auth: ignored unknown delivery status %r from %r", update.raw_status, alias
+        )
+        return None
+    with transaction.atomic():
+        attempt = (
+            DeliveryAttempt.objects.select_for_update()
+            .filter(provider_alias=alias, reference=update.reference)
+            .exclude(reference="")
+            .order_by("-pk")
+            .first()
+        )
+        if attempt is None:
+            return None
+        if _RANKS[update.status] <= _RANKS.get(attempt.status, -1):
+            return attempt
+        attempt.status = update.status
+        attempt.raw_status = update.raw_status
+        if update.error_code:
+            attempt.vendor_code = update.error_code
+        attempt.status_updated_at = timezone.now()
+        attempt.save(update_fields=["status", "raw_status", "vendor_code", "status_updated_at"])
+        latest = (
+            DeliveryAttempt.objects.filter(
+                challenge_id=attempt.challenge_id, outcome=DeliveryAttempt.ACCEPTED
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if latest == attempt.pk:
+            Challenge.objects.filter(pk=attempt.challenge_id).update(delivery_status=update.status)
+    delivery_status_changed.send(sender=DeliveryAttempt, attempt=attempt, status=update.status)
+    return attempt

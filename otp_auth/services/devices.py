@@ -20,14 +20,17 @@ from ..constants import ENROLL_SESSION_KEY, PHONE_CHANNELS, Channel, Purpose
 from ..exceptions import DeviceError, InvalidCodeError, InvalidDestinationError
 from ..models import Challenge, Device
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
+from .factors import factor_added_hook, factor_removed_hook
 from .login import mark_verified
 
 __all__ = [
     "add_device",
     "confirm_device",
+    "confirm_enrollment",
     "normalize_email",
     "parse_phone_number",
     "pending_enrollment",
+    "prepare_device",
     "remove_device",
 ]
 
@@ -69,6 +72,26 @@ def add_device(
 
     The device serves ``channel`` and, for a phone, both SMS and voice if enabled.
     """
+    device = prepare_device(user, channel=channel, destination=destination, name=name)
+    previous = request.session.get(ENROLL_SESSION_KEY)
+    if isinstance(previous, dict):
+        cancel_challenge(previous.get("challenge_id"), user=user)
+    challenge = issue_challenge(
+        user=user, device=device, purpose=Purpose.ENROLLMENT, channel=channel, request=request
+    )
+    request.session[ENROLL_SESSION_KEY] = {
+        "challenge_id": challenge.public_id,
+        "device_id": device.pk,
+    }
+    return device, challenge
+
+
+def prepare_device(user: Any, *, channel: str, destination: str, name: str = "") -> Device:
+    """The unconfirmed device for ``destination`` (created or reused); sends nothing.
+
+    Raises ``DeviceError`` for a disabled channel and ``InvalidDestinationError`` for a
+    malformed, disallowed or already confirmed destination.
+    """
     if channel not in app_settings.CHANNELS:
         raise DeviceError()
     if channel in PHONE_CHANNELS:
@@ -87,17 +110,7 @@ def add_device(
         device.name = name[:64]
         device.channels = [str(c) for c in channels]
         device.save()
-    previous = request.session.get(ENROLL_SESSION_KEY)
-    if isinstance(previous, dict):
-        cancel_challenge(previous.get("challenge_id"), user=user)
-    challenge = issue_challenge(
-        user=user, device=device, purpose=Purpose.ENROLLMENT, channel=channel, request=request
-    )
-    request.session[ENROLL_SESSION_KEY] = {
-        "challenge_id": challenge.public_id,
-        "device_id": device.pk,
-    }
-    return device, challenge
+    return device
 
 
 def pending_enrollment(request: HttpRequest, user: Any) -> Device | None:
@@ -119,26 +132,48 @@ def confirm_device(request: HttpRequest, user: Any, code: object) -> Device:
     raw = request.session.get(ENROLL_SESSION_KEY)
     if not isinstance(raw, dict):
         raise InvalidCodeError("unknown")
-    challenge = verify_challenge(
-        raw.get("challenge_id"), code, purpose=Purpose.ENROLLMENT, user=user, request=request
-    )
+    device, challenge = confirm_enrollment(user, raw.get("challenge_id"), code, request=request)
     request.session.pop(ENROLL_SESSION_KEY, None)
+    mark_verified(request, user, challenge)
+    return device
+
+
+def confirm_enrollment(
+    user: Any, challenge_id: object, code: object, *, request: HttpRequest | None = None
+) -> tuple[Device, Challenge]:
+    """Check the code of enrollment challenge ``challenge_id`` and confirm its device.
+
+    Session-free (the API passes the challenge id); raises like ``verify_challenge``.
+    The user is notified, and remembered browsers are forgotten.
+    """
+    challenge = verify_challenge(
+        challenge_id, code, purpose=Purpose.ENROLLMENT, user=user, request=request
+    )
     device = challenge.device
     if device is None:
         raise InvalidCodeError("unknown")
     device.confirmed = True
     device.last_used_at = challenge.consumed_at
     device.save(update_fields=["confirmed", "last_used_at"])
-    mark_verified(request, user, challenge)
-    return device
+    factor_added_hook(request, user, device)
+    return device, challenge
 
 
-def remove_device(user: Any, device_id: object) -> None:
-    """Delete one of the user's devices. Callers require a fresh step-up first."""
+def remove_device(user: Any, device_id: object, *, request: HttpRequest | None = None) -> None:
+    """Delete one of the user's devices. Callers require a fresh step-up first.
+
+    Removing a confirmed device ends the user's other sessions (all of them without a
+    ``request``), forgets remembered browsers and notifies the user.
+    """
     try:
         pk = int(str(device_id))
     except ValueError as exc:
         raise DeviceError() from exc
-    deleted, _ = Device.objects.for_user(user).filter(pk=pk).delete()
-    if not deleted:
+    if not 0 < pk < 2**63:  # past a BIGINT the database raises instead of finding nothing
         raise DeviceError()
+    device = Device.objects.for_user(user).filter(pk=pk).first()
+    if device is None:
+        raise DeviceError()
+    device.delete()
+    if device.confirmed:
+        factor_removed_hook(request, user, device)

@@ -1,9 +1,13 @@
 """The two-step login and the verified-session marker.
 
 After the password step the session holds only the pending user id, the backend path,
-a random flow id, the flow start, the challenge id and the validated ``next`` URL: never
-the password or the code. ``request.user`` stays anonymous until the code is accepted,
-and ``login()`` then runs with a fresh session key.
+a random flow id, the flow start, the challenge id, the chosen factor and the validated
+``next`` URL: never the password or the code. ``request.user`` stays anonymous until the
+code is accepted, and ``login()`` then runs with a fresh session key.
+
+The second step takes any confirmed factor: a code sent to a device, a code from an
+authenticator app, or a recovery code. The default is the factor used most recently;
+``choose_factor`` switches.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from ..exceptions import (
     ResendLimitError,
     ResendTooSoonError,
 )
-from ..models import Challenge, Device
+from ..models import Challenge, Device, TOTPDevice
+from . import revocation
 from .challenges import (
     cancel_challenge,
     issue_challenge,
@@ -41,10 +46,12 @@ from .challenges import (
     resend_challenge,
     verify_challenge,
 )
+from .factors import confirmed_totp_devices, has_recovery_codes, order_by_last_use
 
 __all__ = [
     "PendingLogin",
     "cancel_login",
+    "choose_factor",
     "complete_login",
     "get_pending_login",
     "is_session_verified",
@@ -67,9 +74,21 @@ class PendingLogin:
     next_url: str
     device_id: int
     resume: bool = False
+    #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``) or "recovery".
+    factor: str = "code"
+    totp_id: int | None = None
 
     def expired(self) -> bool:
         return time.time() - self.started_at > app_settings.LOGIN_TIMEOUT
+
+    @property
+    def factor_key(self) -> str:
+        """The key of the current factor, as ``factors.Factor.key``."""
+        if self.factor == "totp":
+            return f"totp:{self.totp_id}"
+        if self.factor == "recovery":
+            return "recovery"
+        return f"device:{self.device_id}"
 
 
 def _store(request: HttpRequest, pending: PendingLogin) -> None:
@@ -91,16 +110,19 @@ def start_login(
     next_url: str = "",
     devices: list[Device] | None = None,
     resume: bool = False,
-) -> Challenge | None:
+) -> PendingLogin | None:
     """Begin the second step for a user whose password (or other login) was accepted.
 
-    Returns the challenge sent, or ``None`` when the user has no confirmed device (the
-    caller then decides, from ``REQUIRE_ENROLLMENT``, what happens). ``resume`` is for a
-    session already logged in by another path that still needs its second factor.
-    Raises ``DeliveryError`` when the code cannot be sent; the flow is then discarded.
+    Returns the pending login, or ``None`` when the user has no confirmed factor (the
+    caller then decides, from ``REQUIRE_ENROLLMENT``, what happens). The most recently
+    used factor comes first: for a device a code is sent now, for an authenticator app
+    nothing is sent. ``resume`` is for a session already logged in by another path that
+    still needs its second factor. Raises ``DeliveryError`` when the code cannot be
+    sent; the flow is then discarded.
     """
     devices = confirmed_devices(user) if devices is None else devices
-    if not devices:
+    authenticators = confirmed_totp_devices(user)
+    if not devices and not authenticators:
         return None
     discard_pending(request)
     if not resume:
@@ -112,22 +134,24 @@ def start_login(
             # session with no stored key (loaded above, by discard_pending) has none to
             # fix: it gets a fresh key when first saved, and cycling would write it twice.
             request.session.cycle_key()
-    device = devices[0]
-    challenge = issue_challenge(user=user, device=device, purpose=Purpose.LOGIN, request=request)
-    _store(
-        request,
-        PendingLogin(
-            user_id=str(user.pk),
-            backend=backend,
-            flow_id=secrets.token_urlsafe(16),
-            started_at=time.time(),
-            challenge_id=challenge.public_id,
-            next_url=next_url,
-            device_id=device.pk,
-            resume=resume,
-        ),
+    pending = PendingLogin(
+        user_id=str(user.pk),
+        backend=backend,
+        flow_id=secrets.token_urlsafe(16),
+        started_at=time.time(),
+        challenge_id="",
+        next_url=next_url,
+        device_id=0,
+        resume=resume,
     )
-    return challenge
+    first = order_by_last_use(devices, authenticators)[0]
+    if isinstance(first, TOTPDevice):
+        pending.factor, pending.totp_id = "totp", first.pk
+    else:
+        challenge = issue_challenge(user=user, device=first, purpose=Purpose.LOGIN, request=request)
+        pending.challenge_id, pending.device_id = challenge.public_id, first.pk
+    _store(request, pending)
+    return pending
 
 
 def get_pending_login(request: HttpRequest) -> PendingLogin | None:
@@ -160,33 +184,60 @@ def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
     Returns ``(user, next_url)``. Raises ``InvalidCodeError``/``ChallengeLockedError`` on
     a refused code, ``FlowExpiredError`` after ``LOGIN_TIMEOUT``.
     """
+    from .recovery import use_recovery_code
+    from .totp import verify_totp
+
     pending = get_pending_login(request)
     if pending is None:
         raise InvalidCodeError("unknown")
-    challenge = verify_challenge(
-        pending.challenge_id, code, purpose=Purpose.LOGIN, user=_owner(pending), request=request
-    )
-    user = challenge.user
-    request.session.pop(PENDING_SESSION_KEY, None)
+    challenge = None
+    if pending.factor == "totp":
+        user = verify_totp(_owner(pending), code, device_id=pending.totp_id, request=request).user
+    elif pending.factor == "recovery":
+        user, _remaining = use_recovery_code(_owner(pending), code, request=request)
+    else:
+        challenge = verify_challenge(
+            pending.challenge_id, code, purpose=Purpose.LOGIN, user=_owner(pending), request=request
+        )
+        user = challenge.user
+    if challenge is None:
+        # A sent code still pending (the user chose another factor) must not outlive it.
+        discard_pending(request)
+    else:
+        request.session.pop(PENDING_SESSION_KEY, None)
     login(request, user, backend=pending.backend)
     if pending.resume:
         # login() does not rotate the key of a session that is already this user's.
         request.session.cycle_key()
-    mark_verified(request, user, challenge)
+    mark_verified(request, user, challenge, factor=pending.factor)
     return user, pending.next_url
 
 
-def mark_verified(request: HttpRequest, user: Any, challenge: Challenge | None) -> None:
-    """Record in the session that ``user`` passed the second factor (also counts as a
-    fresh step-up, so sensitive pages right after login need no second code)."""
+def mark_verified(
+    request: HttpRequest,
+    user: Any,
+    challenge: Challenge | None,
+    *,
+    factor: str = "",
+    step_up: bool = True,
+) -> None:
+    """Record in the session that ``user`` passed the second factor.
+
+    It also counts as a fresh step-up (sensitive pages right after login need no second
+    code), except with ``step_up=False``: a remembered browser proves no fresh factor.
+    ``ts`` and ``v`` let other sessions end this one later (``services.revocation``).
+    """
     now = int(time.time())
     request.session[VERIFIED_SESSION_KEY] = {
         "user": str(user.pk),
         "at": now,
         "device": challenge.device_id if challenge else None,
         "channel": challenge.channel if challenge else "",
+        "factor": factor or ("code" if challenge else ""),
+        **revocation.stamp(),
     }
-    request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": now}
+    if step_up:
+        request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": now}
 
 
 def is_session_verified(request: HttpRequest, user: Any) -> bool:
@@ -208,27 +259,78 @@ def switch_device(request: HttpRequest, device_id: object) -> Challenge:
         device = Device.objects.confirmed().get(pk=int(str(device_id)), user_id=pending.user_id)
     except (Device.DoesNotExist, ValueError, TypeError) as exc:
         raise DeviceError() from exc
-    current = Challenge.objects.filter(
-        public_id=pending.challenge_id, user_id=pending.user_id
-    ).first()
-    if current is None:
-        raise InvalidCodeError("unknown")
-    if current.status == ChallengeStatus.LOCKED:
-        raise ChallengeLockedError()
-    # Switching is a resend to another device: same cooldown, same budget of sends.
-    if current.send_count > app_settings.MAX_RESENDS:
-        raise ResendLimitError()
-    wait = resend_available_in(current)
-    if wait:
-        raise ResendTooSoonError(wait)
-    cancel_challenge(pending.challenge_id)
+    current = None
+    if pending.challenge_id:
+        current = Challenge.objects.filter(
+            public_id=pending.challenge_id, user_id=pending.user_id
+        ).first()
+        if current is None:
+            raise InvalidCodeError("unknown")
+    if current is not None:
+        if current.status == ChallengeStatus.LOCKED:
+            raise ChallengeLockedError()
+        # Switching is a resend to another device: same cooldown, same budget of sends.
+        if current.send_count > app_settings.MAX_RESENDS:
+            raise ResendLimitError()
+        wait = resend_available_in(current)
+        if wait:
+            raise ResendTooSoonError(wait)
+        cancel_challenge(pending.challenge_id)
     challenge = issue_challenge(
         user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current
     )
     pending.challenge_id = challenge.public_id
     pending.device_id = device.pk
+    pending.factor, pending.totp_id = "code", None
     _store(request, pending)
     return challenge
+
+
+def choose_factor(request: HttpRequest, key: object) -> PendingLogin:
+    """Switch the pending login to another factor (a ``factors.Factor.key``).
+
+    Choosing an app or recovery codes sends nothing, and a code already sent stays valid
+    for when the user comes back to its device. Choosing another device sends a code
+    there, under the rules of ``switch_device``. Raises ``DeviceError`` for a factor the
+    user does not have.
+    """
+    pending = get_pending_login(request)
+    if pending is None:
+        raise InvalidCodeError("unknown")
+    kind, _, raw_pk = str(key).partition(":")
+    if kind == "recovery" and not raw_pk:
+        if not has_recovery_codes(pending.user_id):
+            raise DeviceError()
+        pending.factor = "recovery"
+    elif kind == "totp":
+        pk = _pk(raw_pk)
+        if not TOTPDevice.objects.filter(pk=pk, user_id=pending.user_id, confirmed=True).exists():
+            raise DeviceError()
+        pending.factor, pending.totp_id = "totp", pk
+    elif kind == "device":
+        pk = _pk(raw_pk)
+        current = (
+            Challenge.objects.filter(public_id=pending.challenge_id, user_id=pending.user_id)
+            .values_list("device_id", "status")
+            .first()
+            if pending.challenge_id
+            else None
+        )
+        if current != (pk, ChallengeStatus.PENDING):
+            switch_device(request, pk)
+            return get_pending_login(request) or pending
+        # Back to the device whose code is still valid: nothing new is sent.
+        pending.factor, pending.totp_id = "code", None
+    else:
+        raise DeviceError()
+    _store(request, pending)
+    return pending
+
+
+def _pk(raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise DeviceError()
+    return int(raw)
 
 
 def cancel_login(request: HttpRequest) -> None:

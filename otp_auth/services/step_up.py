@@ -1,8 +1,9 @@
 """Fresh second factor for sensitive actions (removing a device, changing settings).
 
-A step-up is a challenge with purpose ``step_up`` for the logged-in user. Passing it
-stamps the session; ``has_recent_step_up`` tells whether the stamp is younger than
-``STEP_UP_MAX_AGE``. Completing the login also stamps it.
+A step-up is a challenge with purpose ``step_up`` for the logged-in user, or a code from
+one of the user's authenticator apps. Passing it stamps the session;
+``has_recent_step_up`` tells whether the stamp is younger than ``STEP_UP_MAX_AGE``.
+Completing the login also stamps it (a remembered browser does not).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from ..models import Challenge
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
 from .login import confirmed_devices
 
-__all__ = ["complete_step_up", "has_recent_step_up", "pending_step_up", "start_step_up"]
+__all__ = [
+    "complete_step_up",
+    "complete_step_up_with_totp",
+    "has_recent_step_up",
+    "pending_step_up",
+    "start_step_up",
+]
 
 _PENDING = "_otp_auth_step_up_pending"
 
@@ -69,5 +76,26 @@ def complete_step_up(request: HttpRequest, user: Any, code: object) -> str:
         pending.get("challenge_id"), code, purpose=Purpose.STEP_UP, user=user, request=request
     )
     request.session.pop(_PENDING, None)
-    request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": int(time.time())}
+    _stamp(request, user)
     return pending.get("next_url", "")
+
+
+def complete_step_up_with_totp(
+    request: HttpRequest, user: Any, code: object, *, device_id: object = None
+) -> None:
+    """Check a code from one of the user's authenticator apps and stamp the session.
+
+    Raises like ``totp.verify_totp``; a code accepted here cannot be used again.
+    """
+    from .totp import verify_totp
+
+    verify_totp(user, code, device_id=device_id, request=request)
+    pending = pending_step_up(request)
+    if pending is not None:
+        cancel_challenge(pending.get("challenge_id"), user=user)
+        request.session.pop(_PENDING, None)
+    _stamp(request, user)
+
+
+def _stamp(request: HttpRequest, user: Any) -> None:
+    request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": int(time.time())}

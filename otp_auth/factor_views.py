@@ -1,0 +1,229 @@
+"""HTML views for authenticator apps, recovery codes, remembered browsers, other sessions
+and the password change, all behind the second factor.
+
+Adding or removing an authenticator, regenerating recovery codes and changing the
+password need a fresh second factor (``STEP_UP_MAX_AGE``): the same ``otp_check`` that
+``otp_required(max_age=...)`` uses. Pages that show a seed or recovery codes are never
+cached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import PasswordChangeView as DjangoPasswordChangeView
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .conf import app_settings
+from .decorators import otp_check
+from .exceptions import DeviceError, InvalidCodeError, RateLimitedError
+from .forms import CodeForm
+from .services import factors as factor_service
+from .services import notify as notify_service
+from .services import recovery as recovery_service
+from .services import revocation as revocation_service
+from .services import totp as totp_service
+from .services import trusted as trusted_service
+
+__all__ = [
+    "EndOtherSessionsView",
+    "PasswordChangeView",
+    "RecoveryCodesView",
+    "TOTPAddView",
+    "TOTPRemoveView",
+    "TrustedBrowserForgetView",
+]
+
+secret_view = [
+    sensitive_post_parameters("password", "code", "old_password", "new_password1", "new_password2"),
+    csrf_protect,
+    never_cache,
+]
+
+
+def _step_up_then(url_name: str) -> HttpResponseRedirect:
+    """To the step-up page, coming back to a page that can be shown with GET."""
+    query = urlencode({REDIRECT_FIELD_NAME: resolve_url(url_name)})
+    return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{query}")
+
+
+def _fresh(request: HttpRequest, *, back_to: str, if_configured: bool = False) -> Any:
+    """``None`` when the session passed a second factor within ``STEP_UP_MAX_AGE``; else
+    the redirect (a POST goes to the step-up and then back to ``back_to``)."""
+    refusal = otp_check(request, if_configured=if_configured, max_age=app_settings.STEP_UP_MAX_AGE)
+    if refusal is None:
+        return None
+    if request.method == "POST" and refusal["Location"].startswith(resolve_url("otp_auth:step_up")):
+        return _step_up_then(back_to)
+    return refusal
+
+
+class AuthenticatorForm(CodeForm):
+    name = forms.CharField(label=gettext_lazy("Name (optional)"), max_length=64, required=False)
+
+
+@method_decorator(secret_view, name="dispatch")
+class TOTPAddView(View):
+    """Set up an authenticator app: QR code (drawn here, as inline SVG), the key for typing,
+    then a code from the app, which activates it."""
+
+    template_name = "otp_auth/totp_add.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refusal = _fresh(request, back_to="otp_auth:totp_add", if_configured=True)
+        return refusal or super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.render(request, AuthenticatorForm())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = AuthenticatorForm(request.POST)
+        form.is_valid()
+        try:
+            totp_service.confirm_enrollment(
+                request,
+                request.user,
+                form.cleaned_data.get("code"),
+                name=form.cleaned_data.get("name") or "",
+            )
+        except (InvalidCodeError, RateLimitedError) as exc:
+            refused = AuthenticatorForm(initial={"name": form.cleaned_data.get("name")})
+            refused.cleaned_data = {}
+            refused.add_error("code", exc.message)
+            return self.render(request, refused)
+        messages.success(request, _("Authenticator app added."))
+        if not factor_service.has_recovery_codes(request.user):
+            return redirect("otp_auth:recovery_codes")
+        return redirect("otp_auth:devices")
+
+    def render(self, request: HttpRequest, form: AuthenticatorForm) -> HttpResponse:
+        device = totp_service.start_enrollment(request, request.user)
+        setup = totp_service.provisioning(
+            device,
+            account=request.user.get_username(),
+            issuer=totp_service.issuer_name(request),
+        )
+        context = {"form": form, "device": device, "setup": setup}
+        return render(request, self.template_name, context)
+
+
+@method_decorator(secret_view, name="dispatch")
+class TOTPRemoveView(View):
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        refusal = _fresh(request, back_to="otp_auth:devices")
+        if refusal:
+            return refusal  # type: ignore[no-any-return]
+        try:
+            totp_service.remove_totp_device(request.user, pk, request=request)
+        except DeviceError:
+            messages.error(request, _("That authenticator app was not found."))
+        else:
+            messages.success(request, _("Authenticator app removed."))
+        return redirect("otp_auth:devices")
+
+
+@method_decorator(secret_view, name="dispatch")
+class RecoveryCodesView(View):
+    """How many codes are left; a new set (shown once) after a fresh second factor."""
+
+    template_name = "otp_auth/recovery_codes.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        refusal = otp_check(request)
+        if refusal:
+            return refusal
+        return self.render(request, codes=None)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        refusal = _fresh(request, back_to="otp_auth:recovery_codes")
+        if refusal:
+            return refusal  # type: ignore[no-any-return]
+        codes = recovery_service.generate_codes(request.user, request=request)
+        return self.render(request, codes=codes)
+
+    def render(self, request: HttpRequest, codes: list[str] | None) -> HttpResponse:
+        overview = factor_service.overview(request, request.user)
+        context = {
+            "codes": codes,
+            "recovery_set": overview["recovery_set"],
+            "remaining": overview["recovery_remaining"],
+        }
+        return render(request, self.template_name, context)
+
+
+@method_decorator(secret_view, name="dispatch")
+class TrustedBrowserForgetView(View):
+    """Forget one remembered browser (``pk``) or all of them."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        refusal = otp_check(request)
+        if refusal:
+            return refusal
+        this_browser = trusted_service.current_record_id(request, request.user)
+        if pk is None:
+            trusted_service.forget_all(request.user)
+            forgot_this = this_browser is not None
+            messages.success(request, _("No browser is remembered any more."))
+        else:
+            forgot_this = pk == this_browser
+            if trusted_service.forget(request.user, pk):
+                messages.success(request, _("The browser will ask for a code again."))
+        response = redirect("otp_auth:devices")
+        if forgot_this:
+            trusted_service.forget_cookie(response)
+        return response
+
+
+@method_decorator(secret_view, name="dispatch")
+class EndOtherSessionsView(View):
+    """Sign out every other session of the user; this one stays."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        refusal = otp_check(request)
+        if refusal:
+            return refusal
+        revocation_service.revoke_other_sessions(request, request.user)
+        messages.success(request, _("Your other sessions were signed out."))
+        return redirect("otp_auth:devices")
+
+
+class PasswordChangeView(DjangoPasswordChangeView):
+    """Django's password change, behind a fresh second factor.
+
+    Afterwards remembered browsers are forgotten and the user is notified; Django keeps
+    this session and ends the others (their session hash no longer matches).
+    """
+
+    template_name = "otp_auth/password_change.html"
+    success_url = reverse_lazy("otp_auth:devices")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        refusal = _fresh(request, back_to="otp_auth:password_change", if_configured=True)
+        return refusal or super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        trusted_service.forget_all(self.request.user)
+        trusted_service.forget_cookie(response)
+        notify_service.notify(self.request.user, "password_changed", request=self.request)
+        messages.success(self.request, _("Your password was changed."))
+        return response

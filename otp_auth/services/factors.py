@@ -1,0 +1,229 @@
+"""A user's second factors as one list, the enrollment policy, and what follows a change.
+
+Factors are sent-code devices (``Device``: SMS, voice, email), authenticator apps
+(``TOTPDevice``) and recovery codes. The login page offers them all; the default is the
+one used most recently, and recovery codes are never the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django.db.models import F
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ..conf import app_settings
+from ..exceptions import InvalidCodeError, OTPAuthError, RateLimitedError
+from ..models import AuditEvent, Device, RecoveryCode, RecoveryCodeSet, TOTPDevice, TrustedBrowser
+from ..signals import factor_added, factor_failed, factor_removed
+from . import audit, guard, lockout, notify, revocation, trusted
+
+__all__ = [
+    "Factor",
+    "confirmed_totp_devices",
+    "factor_added_hook",
+    "factor_removed_hook",
+    "has_confirmed_factor",
+    "has_recovery_codes",
+    "overview",
+    "pending_user",
+    "requires_enrollment",
+    "audit_factor",
+    "check_code",
+    "user_factors",
+]
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One way to pass the second step, as the login page lists it."""
+
+    key: str  # "device:<pk>", "totp:<pk>" or "recovery"
+    kind: str  # "code", "totp" or "recovery"
+    label: str  # masked, safe to show
+    pk: int | None = None
+    channel: str = ""
+
+
+def confirmed_totp_devices(user_or_id: Any) -> list[TOTPDevice]:
+    user_id = getattr(user_or_id, "pk", user_or_id)
+    ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
+    return list(TOTPDevice.objects.filter(user_id=user_id, confirmed=True).order_by(*ordering))
+
+
+def _last_used(row: Device | TOTPDevice) -> datetime:
+    return row.last_used_at or datetime.min.replace(tzinfo=timezone.get_current_timezone())
+
+
+def order_by_last_use(
+    devices: list[Device], authenticators: list[TOTPDevice]
+) -> list[Device | TOTPDevice]:
+    """Most recently used first; on a tie the authenticator app (no message to send)."""
+    rows: list[Device | TOTPDevice] = [*authenticators, *devices]
+    return sorted(rows, key=_last_used, reverse=True)
+
+
+def has_recovery_codes(user_or_id: Any) -> bool:
+    user_id = getattr(user_or_id, "pk", user_or_id)
+    return RecoveryCode.objects.filter(code_set__user_id=user_id, used_at__isnull=True).exists()
+
+
+def user_factors(user_or_id: Any) -> list[Factor]:
+    """Every confirmed factor, default first, recovery codes (if any are left) last."""
+    user_id = getattr(user_or_id, "pk", user_or_id)
+    ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
+    devices = list(Device.objects.confirmed().filter(user_id=user_id).order_by(*ordering))
+    factors = []
+    for row in order_by_last_use(devices, confirmed_totp_devices(user_id)):
+        if isinstance(row, TOTPDevice):
+            factors.append(Factor(f"totp:{row.pk}", "totp", row.label, row.pk))
+        else:
+            factors.append(
+                Factor(f"device:{row.pk}", "code", row.label, row.pk, row.default_channel)
+            )
+    if has_recovery_codes(user_id):
+        factors.append(Factor("recovery", "recovery", _("A recovery code")))
+    return factors
+
+
+def pending_user(user_id: str | int) -> Any:
+    """The user of a pending login, or ``None`` if the account is gone."""
+    from django.contrib.auth import get_user_model
+
+    return get_user_model()._default_manager.filter(pk=user_id).first()
+
+
+def overview(request: HttpRequest, user: Any) -> dict[str, Any]:
+    """What the devices page shows beside sent-code devices."""
+    code_set = RecoveryCodeSet.objects.filter(user=user).first()
+    remaining = code_set.codes.filter(used_at__isnull=True).count() if code_set else 0
+    browsers: list[TrustedBrowser] = []
+    if app_settings.TRUSTED_BROWSERS:
+        browsers = list(TrustedBrowser.objects.filter(user=user, expires_at__gt=timezone.now()))
+    return {
+        "authenticators": confirmed_totp_devices(user),
+        "recovery_set": code_set,
+        "recovery_remaining": remaining,
+        "trusted_enabled": app_settings.TRUSTED_BROWSERS,
+        "trusted_browsers": browsers,
+        "this_browser": trusted.current_record_id(request, user) if browsers else None,
+    }
+
+
+def has_confirmed_factor(user: Any) -> bool:
+    """True when the user can pass a second factor (a confirmed device or app)."""
+    return (
+        Device.objects.confirmed().for_user(user).exists()
+        or TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    )
+
+
+def requires_enrollment(user: Any) -> bool:
+    """Whether ``REQUIRE_ENROLLMENT`` sends this user to enrollment before anything else."""
+    policy = app_settings.REQUIRE_ENROLLMENT
+    if isinstance(policy, bool):
+        return policy
+    if policy == "staff":
+        return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+    return bool(policy(user))  # type: ignore[operator]
+
+
+def audit_factor(
+    kind: str,
+    user: Any,
+    factor: str,
+    *,
+    request: HttpRequest | None,
+    reason: str = "",
+    **extra: Any,
+) -> None:
+    """One audit row about an authenticator app or recovery codes (sent-code devices are
+    audited by ``services.audit``). Never a code or a seed: only names and counts."""
+    detail = " ".join([f"factor={factor}", *(f"{k}={v}" for k, v in extra.items())])
+    audit.log(kind, user=user, request=request, reason=reason, detail=detail)
+
+
+R = TypeVar("R")
+
+
+def check_code(
+    user: Any,
+    *,
+    factor: str,
+    now: datetime,
+    request: HttpRequest | None,
+    lock_row: Callable[[], R | None],
+    judge: Callable[[R, datetime], tuple[OTPAuthError | None, str]],
+) -> R:
+    """Judge a code of an authenticator app or a recovery code, under the same limits
+    and counters as sent codes.
+
+    Inside one transaction: ``lock_row()`` locks and returns the factor's row (``None``:
+    the user has no such factor), then the user's ``Lockout`` row is locked; while it
+    refuses (a lock, or the wait after refused codes), no code is looked at. ``judge``
+    compares the code and saves what success changes on the row; it returns ``(None,
+    "")`` or ``(error, reason)``. A refused code counts toward the lockout and the
+    per-address limit, is audited and signalled; an accepted one clears the count.
+    """
+    reservation = guard.before_verify(request, user=user)
+    error: OTPAuthError | None = None
+    reason = lock_started = ""
+    state = None
+    with transaction.atomic():
+        row = lock_row()
+        if row is None:
+            error, reason = InvalidCodeError("unknown"), "unknown"
+        else:
+            state = lockout.acquire(user.pk)
+            error = lockout.refusal(state, now)
+            if error is None:
+                error, reason = judge(row, now)
+                if error is None:
+                    lockout.record_success(state)
+                elif reason != "unreadable":
+                    lock_started = lockout.record_failure(state, now) or ""
+    if error is None:
+        assert row is not None
+        reservation.release()  # an accepted code is not a failure from this address
+        return row
+    if isinstance(error, RateLimitedError) or reason == "unreadable":
+        reservation.release()  # no code was judged
+    if isinstance(error, RateLimitedError):
+        raise guard.refused(error, user=user, request=request)
+    sender = TOTPDevice if factor == "totp" else RecoveryCodeSet
+    factor_failed.send(sender=sender, user=user, factor=factor, reason=reason, request=request)
+    audit_factor(AuditEvent.Kind.FAILED, user, factor, request=request, reason=reason)
+    if lock_started and state is not None:
+        audit.log(lock_started, user=user, request=request, reason="consecutive_failures")
+        lockout.announce(state, lock_started, request=request)
+    raise error
+
+
+def factor_added_hook(request: HttpRequest | None, user: Any, factor: Device | TOTPDevice) -> None:
+    """After a factor is confirmed: forget remembered browsers, tell the user, signal."""
+    trusted.forget_all(user)
+    if isinstance(factor, TOTPDevice):  # devices are audited by services.audit
+        audit_factor(AuditEvent.Kind.FACTOR_ADDED, user, "totp", request=request)
+    notify.notify(user, "factor_added", request=request, factor=factor.label)
+    factor_added.send(
+        sender=type(factor), user=user, factor=factor, label=factor.label, request=request
+    )
+
+
+def factor_removed_hook(
+    request: HttpRequest | None, user: Any, factor: Device | TOTPDevice
+) -> None:
+    """After a factor is removed: end the user's other sessions, forget remembered
+    browsers, tell the user, signal."""
+    revocation.revoke_other_sessions(request, user)
+    trusted.forget_all(user)
+    if isinstance(factor, TOTPDevice):
+        audit_factor(AuditEvent.Kind.FACTOR_REMOVED, user, "totp", request=request)
+    notify.notify(user, "factor_removed", request=request, factor=factor.label)
+    factor_removed.send(sender=type(factor), user=user, label=factor.label, request=request)

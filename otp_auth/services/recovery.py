@@ -1,0 +1,171 @@
+"""Recovery codes: a set of single-use codes the user saves when enrolling.
+
+Each code is 15 characters from a 31-letter alphabet without look-alikes (about 74
+bits, above the 64 bits NIST SP 800-63B-4 asks of saved recovery codes), shown once
+and stored as HMAC-SHA256 keyed from ``SECRET_KEY``, over a per-code random 128-bit salt,
+the user id and the code. A slow password hasher is not used on purpose: at 74 bits a
+stolen table cannot be brute-forced even without the key, and checking all ten codes
+with PBKDF2 on every attempt would take seconds. Verification locks the user's set row,
+so one code used twice at once succeeds once, and refused codes count toward the user's
+lockout like any other factor's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from ..conf import app_settings
+from ..exceptions import InvalidCodeError, OTPAuthError
+from ..models import AuditEvent, RecoveryCode, RecoveryCodeSet
+from ..signals import factor_verified, recovery_codes_generated
+from . import notify
+from .factors import audit_factor, check_code
+
+__all__ = [
+    "ALPHABET",
+    "generate_codes",
+    "normalize_recovery_code",
+    "remaining_codes",
+    "use_recovery_code",
+]
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+GROUPS = 3
+GROUP_LENGTH = 5
+KEY_SALT = "otp_auth.recovery-code"
+MAX_INPUT_LENGTH = 64
+
+
+def _now() -> datetime:
+    return timezone.now()
+
+
+def _new_code() -> str:
+    groups = ("".join(secrets.choice(ALPHABET) for _ in range(GROUP_LENGTH)) for _ in range(GROUPS))
+    return "-".join(groups)
+
+
+def normalize_recovery_code(raw: object) -> str | None:
+    """The code without spaces or dashes, upper-cased; ``None`` if it cannot be one."""
+    if not isinstance(raw, str) or len(raw) > MAX_INPUT_LENGTH:
+        return None
+    cleaned = "".join(ch for ch in raw if ch not in " -\t").upper()
+    if len(cleaned) != GROUPS * GROUP_LENGTH or not all(ch in ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def _hash(code: str, *, salt: str, user_id: object, secret: str) -> str:
+    value = f"{user_id}\x1f{salt}\x1f{code}"
+    return salted_hmac(KEY_SALT, value, secret=secret, algorithm="sha256").hexdigest()
+
+
+def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str]:
+    """A new set of ``RECOVERY_CODE_COUNT`` codes; any earlier set stops working.
+
+    The codes are returned once, to be shown once; only their hashes are kept.
+    Regenerating an existing set notifies the user. Callers require a fresh step-up.
+    """
+    codes = [_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT)]
+    now = _now()
+    with transaction.atomic():
+        code_set, created = RecoveryCodeSet.objects.select_for_update().get_or_create(
+            user_id=user.pk, defaults={"created_at": now}
+        )
+        replaced = not created and code_set.codes.exists()
+        code_set.codes.all().delete()
+        rows = []
+        for code in codes:
+            salt = secrets.token_hex(16)
+            digest = _hash(
+                code.replace("-", ""), salt=salt, user_id=user.pk, secret=settings.SECRET_KEY
+            )
+            rows.append(RecoveryCode(code_set=code_set, salt=salt, code_hash=digest))
+        RecoveryCode.objects.bulk_create(rows)
+        code_set.created_at = now
+        code_set.last_used_at = None
+        code_set.save()
+    audit_factor(
+        AuditEvent.Kind.FACTOR_ADDED, user, "recovery_codes", request=request, count=len(codes)
+    )
+    if replaced:
+        notify.notify(user, "recovery_codes_regenerated", request=request, count=len(codes))
+    recovery_codes_generated.send(
+        sender=RecoveryCodeSet, user=user, count=len(codes), replaced=replaced, request=request
+    )
+    return codes
+
+
+def remaining_codes(user: Any) -> int:
+    return RecoveryCode.objects.filter(code_set__user_id=user.pk, used_at__isnull=True).count()
+
+
+def _matches(row: RecoveryCode, code: str, user_id: object) -> bool:
+    matched = False
+    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+        candidate = _hash(code, salt=row.salt, user_id=user_id, secret=secret)
+        matched |= hmac.compare_digest(candidate.encode(), row.code_hash.encode())
+    return matched
+
+
+def use_recovery_code(
+    user: Any, code: object, *, request: HttpRequest | None = None
+) -> tuple[Any, int]:
+    """Accept one unused recovery code of ``user`` and mark it used.
+
+    Returns ``(user, codes left)``, with the user loaded from the database. Raises
+    ``InvalidCodeError`` (one message for wrong, malformed and no codes left) and
+    ``RateLimitedError`` while the user's lockout refuses codes. Every use is audited
+    and notified.
+    """
+    normalized = normalize_recovery_code(code)
+    left: list[int] = []
+
+    def lock_row() -> RecoveryCodeSet | None:
+        qs = RecoveryCodeSet.objects.select_related("user").filter(user_id=user.pk)
+        if connection.features.has_select_for_update_of:
+            qs = qs.select_for_update(of=("self",))
+        else:
+            qs = qs.select_for_update()
+        code_set = qs.first()
+        if code_set is None or not code_set.codes.filter(used_at__isnull=True).exists():
+            return None
+        return code_set
+
+    def judge(code_set: RecoveryCodeSet, now: datetime) -> tuple[OTPAuthError | None, str]:
+        if normalized is None:
+            return InvalidCodeError("malformed"), "malformed"
+        unused = list(code_set.codes.filter(used_at__isnull=True))
+        hit = None
+        # Every unused code is hashed and compared, whichever one matches.
+        for row in unused:
+            if _matches(row, normalized, user.pk) and hit is None:
+                hit = row
+        if hit is None:
+            return InvalidCodeError("wrong"), "wrong"
+        hit.used_at = now
+        hit.save(update_fields=["used_at"])
+        code_set.last_used_at = now
+        code_set.save(update_fields=["last_used_at"])
+        left.append(len(unused) - 1)
+        return None, ""
+
+    code_set = check_code(
+        user, factor="recovery", now=_now(), request=request, lock_row=lock_row, judge=judge
+    )
+    owner, remaining = code_set.user, left[0]
+    audit_factor(AuditEvent.Kind.VERIFIED, owner, "recovery", request=request, remaining=remaining)
+    notify.notify(owner, "recovery_code_used", request=request, remaining=remaining)
+    factor_verified.send(
+        sender=RecoveryCodeSet, user=owner, factor="recovery", remaining=remaining, request=request
+    )
+    return owner, remaining
