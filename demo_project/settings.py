@@ -41,7 +41,9 @@ ROOT_URLCONF = "demo_project.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # First, so that demo_project/templates/otp_auth/login.html extends the package's
+        # sign-in page with a "Forgot password?" link.
+        "DIRS": [BASE_DIR / "demo_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from otp_auth.password_reset_views import django_password_reset_urls
+
 from . import views
 
 urlpatterns = [
@@ -10,6 +12,8 @@ urlpatterns = [
     path("protected/", views.protected, name="protected"),
     path("account/", include("otp_auth.urls")),
     path("admin/", admin.site.urls),
+    # Django's names (password_reset, admin_password_reset) lead to the reset by code.
+    *django_password_reset_urls(),
 ]
 
 try:

@@ -92,7 +92,9 @@ RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
     "verify_failures_per_ip": "50/h",
     # Password reset by code: requests per account and per client address, and refused
     # reset codes per account (they never count toward the lockout: see LOCKOUT_*).
-    "reset_per_account": "5/h",
+    # Below send_per_destination, so that strangers asking for resets never use up the
+    # codes a user's own sign-ins need.
+    "reset_per_account": "3/h,6/d",
     "reset_per_ip": "20/h",
     "reset_failures_per_account": "10/h,20/d",
 }

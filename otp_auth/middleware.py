@@ -2,9 +2,10 @@
 
 An authenticated session that has not passed the second factor (for example one logged in
 through another login view) is sent to the code step on every URL that is not exempt:
-``GET``/``HEAD`` requests are redirected, other methods get ``403`` with a JSON body
-``{"code": "otp_required"}``. Reading the state costs no query: it lives in the session
-that ``AuthenticationMiddleware`` already loaded.
+``GET``/``HEAD`` requests from browsers are redirected; API views, JSON clients and
+other methods get ``403`` with a JSON body ``{"code": "otp_required"}``. Reading the
+state costs no query: it lives in the session that ``AuthenticationMiddleware`` already
+loaded.
 
 A verified session that another session of the same user ended (by removing a factor)
 is logged out here on its next request; see ``otp_auth.services.revocation``, which
@@ -112,8 +113,20 @@ def _is_exempt(request: HttpRequest, enrolling: bool) -> bool:
     return any(path.startswith(p) for p in [*_static_prefixes(), *app_settings.EXEMPT_PATHS])
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """API clients get a 403 body, not a redirect to an HTML page (DRF views, by duck
+    typing so the core never imports DRF, and clients that ask only for JSON)."""
+    match = request.resolver_match
+    func = match.func if match is not None else None
+    view_class = getattr(func, "cls", None) or getattr(func, "view_class", None)
+    if view_class is not None and hasattr(view_class, "authentication_classes"):
+        return True
+    accept = request.headers.get("Accept", "")
+    return "json" in accept and "html" not in accept
+
+
 def _refuse(request: HttpRequest, target: str) -> HttpResponse:
-    if request.method in ("GET", "HEAD"):
+    if request.method in ("GET", "HEAD") and not _wants_json(request):
         query = urlencode({REDIRECT_FIELD_NAME: request.get_full_path()})
         return HttpResponseRedirect(f"{target}?{query}")
     return JsonResponse({"code": "otp_required", "detail": "Second factor required."}, status=403)

@@ -97,7 +97,7 @@ class SecondFactorForm(forms.Form):
 
     factor = forms.ChoiceField(label=gettext_lazy("Second factor"), widget=forms.RadioSelect)
     code = forms.CharField(
-        label=gettext_lazy("Its code"),
+        label=gettext_lazy("Code for the second factor"),
         required=False,
         strip=False,
         widget=forms.TextInput(

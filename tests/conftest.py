@@ -156,5 +156,8 @@ def _clear_cache() -> None:
     from django.conf import settings
     from django.core.cache import caches
 
+    from otp_auth.services.revocation import forget_memo
+
     for alias in settings.CACHES:
         caches[alias].clear()
+    forget_memo()

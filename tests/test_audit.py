@@ -69,14 +69,13 @@ def kinds(**filters: Any) -> list[str]:
 # R39, R83: one row per event, with who, what, where and from where -----------------------
 
 
-def test_a_login_writes_issued_sent_and_verified(
+def test_a_login_writes_sent_and_verified(
     user: Any, request_: Any, signalled: list[AuditEvent]
 ) -> None:
     challenge, code = issue(user, request=request_)
     verify_challenge(challenge.public_id, code, purpose=Purpose.LOGIN, request=request_)
     rows = list(AuditEvent.objects.filter(challenge_pk=challenge.pk).order_by("pk"))
     assert [(r.kind, r.outcome) for r in rows] == [
-        ("challenge_issued", "info"),
         ("code_sent", "success"),
         ("verified", "success"),
     ]
@@ -99,7 +98,6 @@ def test_refused_locked_expired_and_cancelled_each_leave_one_row(clock: Any, use
     with pytest.raises(ChallengeLockedError):
         verify_challenge(challenge.public_id, wrong_code(code), purpose="login")
     assert kinds(challenge_pk=challenge.pk) == [
-        "challenge_issued",
         "code_sent",
         *["failed"] * 5,
         "challenge_locked",
@@ -116,7 +114,7 @@ def test_refused_locked_expired_and_cancelled_each_leave_one_row(clock: Any, use
     cancelled, _ = issue(user)
     assert cancel_challenge(cancelled.public_id, user=user)
     assert not cancel_challenge(cancelled.public_id, user=user)
-    assert kinds(challenge_pk=cancelled.pk) == ["challenge_issued", "code_sent", "cancelled"]
+    assert kinds(challenge_pk=cancelled.pk) == ["code_sent", "cancelled"]
 
 
 def test_unknown_challenges_are_logged_without_a_challenge(user: Any, request_: Any) -> None:
@@ -136,7 +134,7 @@ def test_failed_sends_and_resends_are_logged(clock: Any, user: Any) -> None:
     with pytest.raises(DeliveryError):
         issue(user)
     failed = Challenge.objects.get()
-    assert kinds(challenge_pk=failed.pk) == ["challenge_issued", "send_failed"]
+    assert kinds(challenge_pk=failed.pk) == ["send_failed"]
     assert AuditEvent.objects.get(kind="send_failed").reason == "provider_error"
 
     challenge, _ = issue(user)
@@ -170,7 +168,7 @@ def test_deleting_a_user_keeps_their_audit_rows(make_user: Any) -> None:
     user = make_user()
     issue(user)
     user.delete()  # the device goes with the user: no row that points at a deleted user
-    assert AuditEvent.objects.filter(user__isnull=True).count() == 3
+    assert AuditEvent.objects.filter(user__isnull=True).count() == 2  # added, sent
     assert not AuditEvent.objects.filter(kind="factor_removed").exists()
 
 
@@ -250,7 +248,7 @@ def test_the_audit_admin_lists_filters_and_never_shows_codes(
     refused = admin_client.get(CHANGELIST, {"kind__exact": "failed"})
     assert refused.context["cl"].result_count == 1
     by_user = admin_client.get(CHANGELIST, {"q": "alice"})
-    assert by_user.context["cl"].result_count == 4  # factor added, issued, sent, refused
+    assert by_user.context["cl"].result_count == 3  # factor added, sent, refused
 
 
 def test_the_audit_admin_is_read_only_even_in_bulk(admin_client: Client, user: Any) -> None:
@@ -268,7 +266,7 @@ def test_the_audit_admin_is_read_only_even_in_bulk(admin_client: Client, user: A
     )
     row.refresh_from_db()
     assert row.kind != "verified"
-    assert AuditEvent.objects.filter(user=user).count() == 3
+    assert AuditEvent.objects.filter(user=user).count() == 2  # factor added, code sent
     page = admin_client.get(f"{CHANGELIST}{row.pk}/change/").content.decode()
     assert 'name="_save"' not in page
 
@@ -334,7 +332,7 @@ def test_cleanup_works_in_batches_and_keeps_audit_rows_of_deleted_challenges(use
     assert "Deleted 1 challenge(s) older than 30 days." in out
     assert not Challenge.objects.exists()
     assert not DeliveryAttempt.objects.exists()
-    assert kinds(challenge_pk=challenge.pk) == ["challenge_issued", "code_sent"]
+    assert kinds(challenge_pk=challenge.pk) == ["code_sent"]
 
 
 def test_cleanup_dry_run_and_bad_arguments(user: Any) -> None:
@@ -342,6 +340,7 @@ def test_cleanup_dry_run_and_bad_arguments(user: Any) -> None:
     assert run("--dry-run").splitlines() == [
         "0 challenge(s) older than 30 days.",
         "1 audit event(s) older than 365 days.",
+        "0 password reset(s) older than 30 days.",
     ]
     assert AuditEvent.objects.filter(kind="failed").count() == 1
     for args in (["--audit-days", "0"], ["--batch-size", "0"]):

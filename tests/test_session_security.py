@@ -226,6 +226,15 @@ ALLOWED = {
     "otp_auth_api:switch",
     "otp_auth_api:cancel",
     "otp_auth_api:logout",
+    # Password reset by code, for people who cannot sign in (pages and API).
+    "otp_auth:password_reset",
+    "otp_auth:password_reset_verify",
+    "otp_auth:password_reset_new",
+    "otp_auth:password_reset_send",
+    "otp_auth_api:password_reset",
+    "otp_auth_api:password_reset_verify",
+    "otp_auth_api:password_reset_send",
+    "otp_auth_api:password_reset_complete",
 }
 FILLERS = ("1", "auth", "otp_auth")
 

@@ -251,11 +251,12 @@ def _audit_send(
     request: HttpRequest | None,
     first: bool,
 ) -> None:
-    kinds: list[Any] = [AuditEvent.Kind.CHALLENGE_ISSUED] if first else []
+    # One row per send: "code_sent" (first send or "resend") or "send_failed". The
+    # challenge itself is the record of its issue.
     if error is None:
-        kinds.append((AuditEvent.Kind.CODE_SENT, "" if first else "resend"))
+        kinds: list[Any] = [(AuditEvent.Kind.CODE_SENT, "" if first else "resend")]
     else:
-        kinds.append((AuditEvent.Kind.SEND_FAILED, error.code))
+        kinds = [(AuditEvent.Kind.SEND_FAILED, error.code)]
     rows = audit.record_challenge(challenge, kinds, request=request)
     if isinstance(error, CountryNotAllowedError):
         # Refused before any provider call (the country allow-list): blocked, not failed.

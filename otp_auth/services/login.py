@@ -17,7 +17,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.contrib.auth import SESSION_KEY, get_user_model, login, logout
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    login,
+    logout,
+)
 from django.db.models import F
 from django.http import HttpRequest
 
@@ -205,12 +212,27 @@ def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
         discard_pending(request)
     else:
         request.session.pop(PENDING_SESSION_KEY, None)
-    login(request, user, backend=pending.backend)
-    if pending.resume:
-        # login() does not rotate the key of a session that is already this user's.
-        request.session.cycle_key()
+    _login_with_new_key(request, user, pending.backend)
     mark_verified(request, user, challenge, factor=pending.factor)
     return user, pending.next_url
+
+
+def _login_with_new_key(request: HttpRequest, user: Any, backend: str) -> None:
+    """Django's ``login()``, with exactly one session-key rotation.
+
+    ``login()`` rotates with ``cycle_key()``, which writes the new session row at once and
+    again at the end of the request, and does not rotate at all for a session already
+    logged in as this user (a resumed verification). Flushing first and carrying the data
+    over rotates in every case, with one write at the end of the request.
+    """
+    data = dict(request.session.items())
+    request.session.flush()
+    request.session.update(data)
+    # Pre-set what login() compares, so it keeps this fresh session instead of cycling it.
+    request.session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    request.session[BACKEND_SESSION_KEY] = backend
+    request.session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    login(request, user, backend=backend)
 
 
 def mark_verified(

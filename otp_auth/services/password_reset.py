@@ -257,8 +257,9 @@ def request_reset(
     users = _matching_users(text, phone)
     user = users[0] if len(users) == 1 else None
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
-    # The same query runs for an unknown account (``user_id IS NULL`` finds nothing).
-    owner = {"user_id": getattr(user, "pk", None)}
+    # For no account the very same statement runs, with a primary key no user has (0
+    # also reads as a UUID or a string key).
+    owner = {"user_id": user.pk if user is not None else 0}
     devices = list(Device.objects.confirmed().filter(**owner).order_by(*ordering))
     device, chosen = _pick_device(devices, text, phone, wanted)
     subject = _subject(user, text)
@@ -284,7 +285,6 @@ def request_reset(
     )
     if limited is not None:
         guard.refused(limited, user=user, request=request, purpose=Purpose.PASSWORD_RESET)
-    if limited is not None:
         reason = "rate_limited"
     elif user is None:
         reason = "ambiguous" if users else "no_account"

@@ -39,18 +39,37 @@ def _cache() -> BaseCache:
     return caches[getattr(app_settings, "CACHE", "default")]
 
 
+# The version read from the cache, reused by this process for MEMO_SECONDS: a verified
+# request then costs no cache round trip, and a revocation made by another process takes
+# effect here within that time. A revocation made by this process applies at once.
+MEMO_SECONDS = 1.0
+_memo: tuple[str, float] | None = None
+
+
 def current_version() -> str:
     """The revocation version now in force (drawn and stored if the cache has none)."""
+    global _memo
+    if _memo is not None and time.monotonic() - _memo[1] < MEMO_SECONDS:
+        return _memo[0]
     cache = _cache()
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, secrets.token_hex(8), None)
         version = cache.get(VERSION_KEY) or ""
-    return str(version)
+    _memo = (str(version), time.monotonic())
+    return _memo[0]
 
 
 def _new_version() -> None:
+    global _memo
+    _memo = None
     _cache().set(VERSION_KEY, secrets.token_hex(8), None)
+
+
+def forget_memo() -> None:
+    """Drop this process's copy of the version (tests that clear the cache call it)."""
+    global _memo
+    _memo = None
 
 
 def revoke_other_sessions(request: HttpRequest | None, user: Any) -> None:

@@ -13,13 +13,13 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from otp_auth.conf import app_settings
-from otp_auth.models import AuditEvent, Challenge
+from otp_auth.models import AuditEvent, Challenge, PasswordReset
 
 
 class Command(BaseCommand):
     help = (
-        "Delete OTP challenges (with their delivery attempts) and audit events older than "
-        "their retention periods, in batches."
+        "Delete OTP challenges (with their delivery attempts), password resets and audit "
+        "events older than their retention periods, in batches."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -69,6 +69,8 @@ class Command(BaseCommand):
         work = [
             ("challenge(s)", Challenge, now - timedelta(days=days), days),
             ("audit event(s)", AuditEvent, now - timedelta(days=audit_days), audit_days),
+            # Kept as long as challenges: requests for unknown accounts write rows too.
+            ("password reset(s)", PasswordReset, now - timedelta(days=days), days),
         ]
         for label, model, cutoff, kept in work:
             old = model._default_manager.filter(created_at__lt=cutoff)
