@@ -173,6 +173,8 @@ def test_w002_many_attempts() -> None:
     assert messages(**PRODUCTION_OTP_AUTH, MAX_ATTEMPTS=10) == {}
 
 
+# Django 6 runs database checks as part of `check`.
+@pytest.mark.django_db
 def test_manage_py_check_is_clean_for_production_like_settings() -> None:
     stdout, stderr = StringIO(), StringIO()
     with override_settings(DEBUG=False, SILENCED_SYSTEM_CHECKS=[], OTP_AUTH=PRODUCTION_OTP_AUTH):
@@ -181,6 +183,8 @@ def test_manage_py_check_is_clean_for_production_like_settings() -> None:
     assert "otp_auth" not in stderr.getvalue()
 
 
+# Django 6 runs database checks as part of `check`.
+@pytest.mark.django_db
 def test_manage_py_check_reports_otp_auth_errors() -> None:
     with (
         otp_settings(CODE_LENGTH=4),

@@ -7,6 +7,7 @@ import smtplib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import django
 import pytest
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import override_settings
@@ -320,3 +321,24 @@ def test_get_provider_bad_backend() -> None:
         pytest.raises(ConfigurationError, match="BaseProvider"),
     ):
         get_provider("default")
+
+
+@pytest.mark.skipif(django.VERSION < (6, 1), reason="MAILERS arrived in Django 6.1")
+def test_email_provider_sends_through_a_mailers_alias(settings: Any) -> None:
+    from django.core import mail
+
+    settings.MAILERS = {
+        "default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+        "otp": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"},
+    }
+    mail.outbox = []
+    provider = EmailProvider(alias="mail", mailer="otp", from_email="otp@example.com")
+    message = OTPMessage(
+        destination="bob@example.com",
+        text="Your code is 123456",
+        channel="email",
+        purpose="login",
+        subject="Your code",
+    )
+    assert provider.send(message).status == "sent"
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]

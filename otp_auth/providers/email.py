@@ -18,8 +18,9 @@ __all__ = ["EmailProvider"]
 
 
 class EmailProvider(BaseProvider):
-    """OPTIONS: ``from_email`` (default ``DEFAULT_FROM_EMAIL``), ``backend`` (an email
-    backend path, default ``EMAIL_BACKEND``)."""
+    """OPTIONS: ``from_email`` (default ``DEFAULT_FROM_EMAIL``); ``mailer`` (a ``MAILERS``
+    alias, Django 6.1+) or ``backend`` (an email backend path, for Django before 6.1).
+    Without either, Django's default mailer or ``EMAIL_BACKEND`` sends."""
 
     provider_name: ClassVar[str] = "email"
     channels: ClassVar[frozenset[str]] = frozenset({"email"})
@@ -28,6 +29,7 @@ class EmailProvider(BaseProvider):
         super().__init__(alias, **options)
         self.from_email: str | None = options.get("from_email")
         self.backend: str | None = options.get("backend")
+        self.mailer: str | None = options.get("mailer")
 
     def deliver(self, message: OTPMessage) -> DeliveryResult:
         email = EmailMultiAlternatives(
@@ -40,7 +42,7 @@ class EmailProvider(BaseProvider):
         if message.html:
             email.attach_alternative(message.html, "text/html")
         try:
-            sent = email.send()
+            sent = email.send(using=self.mailer) if self.mailer else email.send()
         except Exception as exc:  # SMTP and backend errors vary; all are delivery failures.
             raise ProviderError(
                 "email delivery failed", provider=self.provider_name, response=type(exc).__name__

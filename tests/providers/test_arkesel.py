@@ -164,6 +164,8 @@ def test_options_are_validated(fake_arkesel):
         VerifyProvider(alias="ark", **arkesel_options(fake_arkesel, code_type="hex"))
 
 
+# Django 6 runs database checks as part of `check`.
+@pytest.mark.django_db
 def test_sender_id_longer_than_eleven_characters_fails_the_system_check(
     fake_arkesel, use_providers
 ):
