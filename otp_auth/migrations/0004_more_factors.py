@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("otp_auth", "0004_abuse_resistance"),
+        ("otp_auth", "0003_abuse_resistance"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

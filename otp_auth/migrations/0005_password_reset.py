@@ -10,7 +10,7 @@ import otp_auth.crypto
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("otp_auth", "0005_more_factors"),
+        ("otp_auth", "0004_more_factors"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

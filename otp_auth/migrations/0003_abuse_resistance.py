@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("otp_auth", "0003_api_credentials"),
+        ("otp_auth", "0002_delivery_attempts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
