@@ -26,18 +26,15 @@ from django.http import HttpRequest
 from ..conf import app_settings
 from ..constants import ChallengeStatus, Purpose
 from ..exceptions import (
-    ChallengeLockedError,
     DeviceError,
     FlowExpiredError,
     InvalidCodeError,
-    ResendLimitError,
-    ResendTooSoonError,
 )
 from ..models import Challenge, Device
 from .challenges import (
     cancel_challenge,
+    ensure_resendable,
     issue_challenge,
-    resend_available_in,
     resend_challenge,
     verify_challenge,
 )
@@ -242,14 +239,7 @@ def choose_factor(
         return replace(flow, factor=factor.key), current
     device = Device.objects.confirmed().select_related("user").get(pk=factor.pk or 0)
     if current is not None:
-        if current.status == ChallengeStatus.LOCKED:
-            raise ChallengeLockedError()
-        # Another device is a resend there: same cooldown, same budget of sends.
-        if current.send_count > app_settings.MAX_RESENDS:
-            raise ResendLimitError()
-        wait = resend_available_in(current)
-        if wait:
-            raise ResendTooSoonError(wait)
+        ensure_resendable(current)  # another device is a resend there
         cancel_challenge(current.public_id)
     challenge = issue_challenge(
         user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current

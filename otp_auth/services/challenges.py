@@ -43,6 +43,7 @@ logger = logging.getLogger("otp_auth")
 
 __all__ = [
     "cancel_challenge",
+    "ensure_resendable",
     "issue_challenge",
     "resend_available_in",
     "resend_challenge",
@@ -306,6 +307,19 @@ def _code_matches(challenge: Challenge, code: str) -> bool | None:
     )
 
 
+def ensure_resendable(challenge: Challenge) -> None:
+    """Raise unless a new code may go out for ``challenge`` now, to its device or another:
+    ``ChallengeLockedError``, ``ResendLimitError`` past ``MAX_RESENDS``, or
+    ``ResendTooSoonError`` inside the cooldown. Switching device is a resend too."""
+    if challenge.status == ChallengeStatus.LOCKED:
+        raise ChallengeLockedError()
+    if challenge.send_count > app_settings.MAX_RESENDS:
+        raise ResendLimitError()
+    wait = resend_available_in(challenge)
+    if wait:
+        raise ResendTooSoonError(wait)
+
+
 def resend_available_in(challenge: Challenge) -> int:
     """Whole seconds until ``challenge`` may be resent (0 when it may be now)."""
     if challenge.last_sent_at is None:
@@ -328,15 +342,9 @@ def resend_challenge(
         challenge = _locked_challenge(public_id)
         if challenge is None or challenge.user_id != user.pk:
             raise InvalidCodeError("unknown")
-        if challenge.status == ChallengeStatus.LOCKED:
-            raise ChallengeLockedError()
-        if challenge.status != ChallengeStatus.PENDING:
+        if challenge.status not in (ChallengeStatus.LOCKED, ChallengeStatus.PENDING):
             raise InvalidCodeError(challenge.status)
-        if challenge.send_count > app_settings.MAX_RESENDS:
-            raise ResendLimitError()
-        wait = resend_available_in(challenge)
-        if wait:
-            raise ResendTooSoonError(wait)
+        ensure_resendable(challenge)
         blocked = None
         if challenge.device is not None:
             blocked = guard.send_refusal(

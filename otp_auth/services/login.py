@@ -37,19 +37,16 @@ from ..constants import (
     Purpose,
 )
 from ..exceptions import (
-    ChallengeLockedError,
     DeviceError,
     FlowExpiredError,
     InvalidCodeError,
-    ResendLimitError,
-    ResendTooSoonError,
 )
 from ..models import Challenge, Device, TOTPDevice
 from . import revocation
 from .challenges import (
     cancel_challenge,
+    ensure_resendable,
     issue_challenge,
-    resend_available_in,
     resend_challenge,
     verify_challenge,
 )
@@ -289,14 +286,7 @@ def switch_device(request: HttpRequest, device_id: object) -> Challenge:
         if current is None:
             raise InvalidCodeError("unknown")
     if current is not None:
-        if current.status == ChallengeStatus.LOCKED:
-            raise ChallengeLockedError()
-        # Switching is a resend to another device: same cooldown, same budget of sends.
-        if current.send_count > app_settings.MAX_RESENDS:
-            raise ResendLimitError()
-        wait = resend_available_in(current)
-        if wait:
-            raise ResendTooSoonError(wait)
+        ensure_resendable(current)  # another device is a resend there
         cancel_challenge(pending.challenge_id)
     challenge = issue_challenge(
         user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current

@@ -57,8 +57,6 @@ from ..exceptions import (
     InvalidDestinationError,
     OTPAuthError,
     RateLimitedError,
-    ResendLimitError,
-    ResendTooSoonError,
     StepUpRequiredError,
 )
 from ..models import AuditEvent, Challenge, Device, PasswordReset
@@ -68,8 +66,8 @@ from ..utils import client_ip, user_agent
 from . import audit, guard, limits, notify, revocation, trusted
 from .challenges import (
     cancel_challenge,
+    ensure_resendable,
     issue_challenge,
-    resend_available_in,
     resend_challenge,
     verify_challenge,
 )
@@ -553,11 +551,7 @@ def send_second_code(
         if current.status == ChallengeStatus.PENDING:
             if current.device_id == device.pk:
                 return resend_challenge(current.public_id, user=reset.user, request=request)
-            if current.send_count > app_settings.MAX_RESENDS:
-                raise ResendLimitError()
-            wait = resend_available_in(current)
-            if wait:
-                raise ResendTooSoonError(wait)
+            ensure_resendable(current)
             cancel_challenge(current.public_id)
     challenge = issue_challenge(
         user=device.user,
