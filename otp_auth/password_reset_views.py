@@ -4,7 +4,9 @@ Four pages: ask (username, email or phone), the code, a second factor with the n
 password, and sending a code to another device for that second factor. The flow lives
 in the session: the reset's id until the code is accepted, then, under a new session
 key, the grant. No secret ever appears in a URL, the pages send ``Referrer-Policy:
-no-referrer``, and nobody is logged in at the end.
+same-origin`` (never a referrer to another site; ``no-referrer`` would make browsers send
+``Origin: null`` on the forms' own posts, which Django's CSRF check refuses), and nobody
+is logged in at the end.
 
 ``django_password_reset_urls()`` gives Django's own URL names (``password_reset``,
 ``admin_password_reset``) to this flow, so ``{% url 'password_reset' %}`` and the admin's
@@ -133,13 +135,13 @@ def _restart(request: HttpRequest, message: Any) -> HttpResponse:
 
 
 class ResetView(View):
-    """Common ground: off with ``PASSWORD_RESET = False``; never sends a referrer."""
+    """Common ground: off with ``PASSWORD_RESET = False``; never a referrer to other sites."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not app_settings.PASSWORD_RESET:
             raise Http404()
         response = self.gate(request) or super().dispatch(request, *args, **kwargs)
-        response["Referrer-Policy"] = "no-referrer"
+        response["Referrer-Policy"] = "same-origin"
         return response
 
     def gate(self, request: HttpRequest) -> HttpResponseBase | None:

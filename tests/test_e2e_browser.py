@@ -130,6 +130,18 @@ class DemoServer:
             time.sleep(0.05)
         raise AssertionError("the demo printed no code")
 
+    def wait_for_any_code(self, offset: int) -> str:
+        """The first code printed after ``offset`` characters of output, by the console
+        provider or by Django's console email backend ("... code is 123456")."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            with self._lock:
+                match = re.search(r"code is (\d{6})\b", self.output[offset:])
+            if match:
+                return match.group(1)
+            time.sleep(0.05)
+        raise AssertionError("the demo printed no code")
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("OTP_AUTH_REQUIRE_BROWSER") == "1":
@@ -212,3 +224,43 @@ def test_five_wrong_codes_lock_the_code(page: Any, demo: DemoServer) -> None:
     assert page.locator("input[name=code]").count() == 0
     page.goto(f"{demo.url}/protected/")
     assert "Protected page" not in page.inner_text("body")
+
+
+def test_password_reset_by_code_then_login_with_the_new_password(
+    page: Any, demo: DemoServer
+) -> None:
+    # Last in this module: it changes the demo user's password.
+    new_password = "a-brand-new-passphrase-42"
+    page.goto(f"{demo.url}/account/login/")
+    seen = len(demo.messages())
+    page.click("text=Forgot password?")
+    page.fill("input[name=identifier]", USERNAME)
+    page.click("form button[type=submit]")
+    reset_code = demo.wait_for_code(seen)
+    page.fill("input[name=code]", reset_code)
+    page.click("form button[type=submit]")
+    assert "Choose a new password" in page.inner_text("h1")
+
+    # The account has a second factor: a code to the other device is needed as well.
+    offset = len(demo.output)
+    page.click("button:has-text('Send a code to Email')")
+    second_code = demo.wait_for_any_code(offset)  # by email: Django's console backend
+    assert second_code != reset_code
+    page.get_by_label(re.compile("Email")).first.check()
+    page.fill("input[name=code]", second_code)
+    page.fill("input[name=new_password1]", new_password)
+    page.fill("input[name=new_password2]", new_password)
+    page.click("form[action$='/password-reset/new/'] button[type=submit]")
+    assert page.url.startswith(f"{demo.url}/account/login/"), page.url
+
+    # Not logged in; the next login needs the new password and a second factor.
+    page.goto(f"{demo.url}/protected/")
+    assert page.url.startswith(f"{demo.url}/account/login/")
+    offset = len(demo.output)
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", new_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{demo.url}/account/login/verify/")
+    # The email device was used last (for the reset), so the login code goes there.
+    _submit_code(page, demo.wait_for_any_code(offset))
+    assert page.url == f"{demo.url}/protected/"
