@@ -2,7 +2,7 @@
 not grow with the tables: the hot lookups go through indexes.
 
 A count that changes here is a change in the cost of every login: update the numbers only
-on purpose, and the figures in the README's performance section with them (``python -m benchmarks``).
+on purpose, and the README's performance figures with them (``python -m benchmarks``).
 
 The count tests run without the per-test transaction (``transaction=True``): inside one,
 ``bulk_create()`` and ``atomic()`` emit fewer statements than they do in production, and
