@@ -14,10 +14,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -32,6 +30,7 @@ from otp_auth.constants import Purpose
 from otp_auth.models import AuditEvent, Challenge, Lockout
 from otp_auth.providers import locmem
 from otp_auth.services import challenges, issue_challenge, limits, verify_challenge
+from tests.concurrency import race
 from tests.conftest import last_code, otp_settings, password_step
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -62,29 +61,6 @@ def judged(monkeypatch: pytest.MonkeyPatch) -> mock.Mock:
     spy = mock.Mock(wraps=challenges._code_matches)
     monkeypatch.setattr(challenges, "_code_matches", spy)
     return spy
-
-
-def race(threads: int, call: Callable[[int], Any]) -> list[Any]:
-    """``call(i)`` in ``threads`` threads released together; results or exceptions."""
-    barrier = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = call(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in workers), "a thread hung"
-    return results
 
 
 def outcomes(results: list[Any]) -> Counter[str]:

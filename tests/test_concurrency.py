@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from otp_auth.exceptions import ChallengeLockedError, InvalidCodeError, ResendTo
 from otp_auth.models import Challenge
 from otp_auth.services import challenges, issue_challenge, resend_challenge, verify_challenge
 from otp_auth.signals import challenge_locked, challenge_verified
+from tests.concurrency import race
 from tests.conftest import last_code, otp_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -77,29 +78,6 @@ def signalled() -> Iterator[Counter[str]]:
     yield counts
     challenge_verified.disconnect(on_verified)
     challenge_locked.disconnect(on_locked)
-
-
-def race(threads: int, call: Callable[[int], Any]) -> list[Any]:
-    """Run ``call(i)`` in ``threads`` threads released together; results or exceptions."""
-    barrier = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in workers), "a thread hung"
-    return results
 
 
 def outcome(result: Any) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from otp_auth.exceptions import InvalidCodeError
 from otp_auth.models import Challenge, PasswordReset
 from otp_auth.services import challenges
 from otp_auth.services import password_reset as reset_service
+from tests.concurrency import race
 from tests.conftest import last_code, otp_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -59,29 +59,6 @@ def slow_check(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
     monkeypatch.setattr(challenges, "_code_matches", slow)
     return state
-
-
-def race(threads: int, call: Callable[[int], Any]) -> list[Any]:
-    """Run ``call(i)`` in ``threads`` threads released together; results or exceptions."""
-    barrier = threading.Barrier(threads)
-    results: list[Any] = [None] * threads
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call(index)
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in workers), "a thread hung"
-    return results
 
 
 def requested(username: str = "alice") -> tuple[str, str]:
