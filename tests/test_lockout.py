@@ -511,3 +511,33 @@ def test_staff_cannot_edit_add_or_delete_lockouts(admin_client: Client, user: An
     assert admin_client.get("/admin/otp_auth/lockout/add/").status_code == 403
     assert admin_client.post(f"/admin/otp_auth/lockout/{state.pk}/delete/").status_code == 403
     assert Lockout.objects.get(user=user).failures == 1
+
+
+def test_the_owner_is_emailed_when_repeated_wrong_codes_pause_or_disable_sign_ins(
+    user: Any,
+) -> None:
+    from django.core import mail
+
+    with otp_settings(**NO_DELAYS):
+        challenge, code = issue(user)
+        for _ in range(5):
+            fail(challenge, code)
+        assert mail.outbox == []  # refusals below the threshold tell no one
+        challenge, code = issue(user)
+        for _ in range(5):
+            fail(challenge, code)
+    (message,) = mail.outbox
+    assert message.to == [user.email]
+    assert "paused" in message.subject
+    assert "knew your password" in message.body
+    assert code not in message.body
+
+    mail.outbox.clear()
+    state = Lockout.objects.get(user=user)
+    lockout.unlock(state)
+    with otp_settings(LOCKOUT_THRESHOLD=0, DISABLE_THRESHOLD=3, **NO_DELAYS):
+        challenge, code = issue(user)
+        for _ in range(3):
+            fail(challenge, code)
+    (message,) = mail.outbox
+    assert "turned off" in message.subject

@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..exceptions import AccountLockedError, RateLimitedError
 from ..models import AuditEvent, Lockout
 from ..signals import account_locked, account_unlocked
-from . import audit
+from . import audit, notify
 
 __all__ = [
     "acquire",
@@ -143,12 +143,14 @@ def announce(
 ) -> None:
     """Send ``account_locked`` for a lock that ``record_failure`` started (after the
     transaction, with the audit row written)."""
+    owner = state.user if user is None else user
+    disabled = started == AuditEvent.Kind.FACTOR_DISABLED
     account_locked.send(
-        sender=Lockout,
-        user=state.user if user is None else user,
-        lockout=state,
-        disabled=started == AuditEvent.Kind.FACTOR_DISABLED,
-        request=request,
+        sender=Lockout, user=owner, lockout=state, disabled=disabled, request=request
+    )
+    # Whoever is guessing knows the password: the owner should hear about it.
+    notify.notify(
+        owner, "account_locked", request=request, disabled=disabled, until=state.locked_until
     )
 
 

@@ -1,5 +1,5 @@
 """Security notifications by email: a factor added or removed, recovery codes regenerated
-or used, the password changed or reset.
+or used, the password changed or reset, and sign-ins paused after repeated wrong codes.
 
 They go to the account's email address and to every confirmed email device, so a user
 whose phone was taken over still hears about it. Messages name the event, the time and
@@ -33,6 +33,7 @@ EVENTS = frozenset(
         "recovery_code_used",
         "password_changed",
         "password_reset",
+        "account_locked",
     }
 )
 
