@@ -22,16 +22,23 @@ __all__ = ["OTPBackend"]
 
 
 class OTPBackend(ModelBackend):
-    """A thin adapter over ``otp_auth.services.verify_challenge`` (purpose ``login``)."""
+    """A thin adapter over ``otp_auth.services.verify_challenge`` (purpose ``login``).
 
-    @sensitive_variables("otp_code")
+    The code may be passed as ``otp_code`` or as ``otp_token``. Prefer ``otp_token``:
+    when every backend refuses, Django sends ``user_login_failed`` with the credentials,
+    and it blanks only names that look secret ("token", "password", ...).
+    """
+
+    @sensitive_variables("otp_code", "otp_token")
     def authenticate(  # type: ignore[override]
         self,
         request: HttpRequest | None,
         *,
         otp_challenge: str | None = None,
         otp_code: str | None = None,
+        otp_token: str | None = None,
     ) -> Any:
+        otp_code = otp_token if otp_code is None else otp_code
         if otp_challenge is None or otp_code is None:
             return None
         try:
@@ -52,7 +59,8 @@ class OTPBackend(ModelBackend):
         *,
         otp_challenge: str | None = None,
         otp_code: str | None = None,
+        otp_token: str | None = None,
     ) -> Any:
         return await sync_to_async(self.authenticate)(
-            request, otp_challenge=otp_challenge, otp_code=otp_code
+            request, otp_challenge=otp_challenge, otp_code=otp_code, otp_token=otp_token
         )

@@ -179,3 +179,30 @@ def test_locked_challenge_async_raises_permission_denied(user: Any, challenge: C
         async_to_sync(OTPBackend().aauthenticate)(
             None, otp_challenge=challenge.public_id, otp_code=last_code()
         )
+
+
+def test_otp_token_keeps_the_code_out_of_user_login_failed(
+    rf: Any, user: Any, challenge: Challenge
+) -> None:
+    from django.contrib.auth.signals import user_login_failed
+
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, credentials: dict[str, Any], **kwargs: Any) -> None:
+        seen.append(credentials)
+
+    user_login_failed.connect(receiver)
+    try:
+        code = last_code()
+        refused = authenticate(
+            rf.post("/"), otp_challenge=challenge.public_id, otp_token=wrong(code)
+        )
+    finally:
+        user_login_failed.disconnect(receiver)
+    assert refused is None
+    assert [c["otp_token"] for c in seen] == ["********************"]
+    assert wrong(code) not in str(seen)
+    challenge.refresh_from_db()
+    assert challenge.attempts == 1  # the same check as with otp_code
+
+    assert authenticate(rf.post("/"), otp_challenge=challenge.public_id, otp_token=code) == user
