@@ -30,7 +30,7 @@ from otp_auth.constants import Purpose
 from otp_auth.models import AuditEvent, Challenge, Lockout
 from otp_auth.providers import locmem
 from otp_auth.services import challenges, issue_challenge, limits, verify_challenge
-from tests.concurrency import race
+from tests.concurrency import race, require_postgresql
 from tests.conftest import last_code, otp_settings, password_step
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -45,11 +45,7 @@ HIGH_SEND_LIMITS = {
 
 @pytest.fixture(autouse=True)
 def _real_services() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "needs PostgreSQL for row locks across connections; DATABASE_URL points to "
-            f"{connection.vendor}"
-        )
+    require_postgresql()
     backend = settings.CACHES[app_settings.CACHE]["BACKEND"]
     if not backend.endswith(".RedisCache"):
         pytest.skip(f"needs Redis shared by threads and processes; CACHE_URL gives {backend}")

@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from otp_auth.constants import ChallengeStatus, Purpose
@@ -24,7 +23,7 @@ from otp_auth.exceptions import ChallengeLockedError, InvalidCodeError, ResendTo
 from otp_auth.models import Challenge
 from otp_auth.services import challenges, issue_challenge, resend_challenge, verify_challenge
 from otp_auth.signals import challenge_locked, challenge_verified
-from tests.concurrency import race
+from tests.concurrency import race, require_postgresql
 from tests.conftest import last_code, otp_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -32,11 +31,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            f"needs PostgreSQL for real row locks across connections; DATABASE_URL points "
-            f"to {connection.vendor}"
-        )
+    require_postgresql()
 
 
 @pytest.fixture

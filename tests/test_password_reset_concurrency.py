@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from otp_auth.exceptions import InvalidCodeError
 from otp_auth.models import Challenge, PasswordReset
 from otp_auth.services import challenges
 from otp_auth.services import password_reset as reset_service
-from tests.concurrency import race
+from tests.concurrency import race, require_postgresql
 from tests.conftest import last_code, otp_settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -31,11 +30,7 @@ PASSWORDS = ["first new passphrase 11", "second new passphrase 22", "third new p
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            f"needs PostgreSQL for real row locks across connections; DATABASE_URL points "
-            f"to {connection.vendor}"
-        )
+    require_postgresql()
 
 
 @pytest.fixture

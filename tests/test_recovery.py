@@ -4,9 +4,7 @@ regeneration, notification and the page that shows them once (R8, R11, R39, R60)
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from otp_auth.exceptions import InvalidCodeError, RateLimitedError
 from otp_auth.models import AuditEvent, Lockout, RecoveryCode, RecoveryCodeSet
 from otp_auth.services import recovery
 from otp_auth.signals import factor_verified, recovery_codes_generated
+from tests.concurrency import outcome_names, race, require_postgresql
 from tests.conftest import login_fully, otp_settings, password_step
 from tests.factor_helpers import (
     RECOVERY,
@@ -357,31 +356,10 @@ def test_regenerating_from_the_page_after_a_step_up_replaces_the_codes(client, u
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_one_code_used_concurrently_succeeds_exactly_once(user):
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            f"needs PostgreSQL for real row locks across connections; DATABASE_URL points "
-            f"to {connection.vendor}"
-        )
+    require_postgresql()
     code = recovery.generate_codes(user)[0]
     threads = app_settings.VERIFY_DELAY_AFTER
-    barrier = threading.Barrier(threads)
-    results: list[str] = [""] * threads
+    results = race(threads, lambda _: recovery.use_recovery_code(user, code))
 
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            recovery.use_recovery_code(user, code)
-            results[index] = "ok"
-        except Exception as exc:
-            results[index] = type(exc).__name__
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-
-    assert Counter(results) == {"ok": 1, "InvalidCodeError": threads - 1}
+    assert outcome_names(results) == {"ok": 1, "InvalidCodeError": threads - 1}
     assert recovery.remaining_codes(user) == 9

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -34,6 +33,7 @@ from otp_auth.services import issue_challenge, verify_challenge
 from otp_auth.services import login as login_service
 from otp_auth.services import totp as totp_service
 from otp_auth.signals import factor_failed
+from tests.concurrency import outcome_names, race, require_postgresql
 from tests.conftest import otp_settings, password_step
 from tests.factor_helpers import (
     DEVICES,
@@ -662,11 +662,7 @@ def test_the_admin_never_shows_the_seed(client, make_user):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_same_code_submitted_concurrently_is_accepted_exactly_once(user, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            f"needs PostgreSQL for real row locks across connections; DATABASE_URL points "
-            f"to {connection.vendor}"
-        )
+    require_postgresql()
     _device, seed = add_authenticator(user)
     real = totp_service._judge
     guard = threading.Lock()
@@ -687,24 +683,7 @@ def test_the_same_code_submitted_concurrently_is_accepted_exactly_once(user, mon
     code = code_now(seed)
     # Replays count as refused codes: stay below the lockout's delay.
     threads = app_settings.VERIFY_DELAY_AFTER
-    barrier = threading.Barrier(threads)
-    results: list[str] = [""] * threads
+    results = race(threads, lambda _: totp_service.verify_totp(user, code))
 
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            totp_service.verify_totp(user, code)
-            results[index] = "ok"
-        except Exception as exc:
-            results[index] = type(exc).__name__
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join(timeout=60)
-
-    assert Counter(results) == {"ok": 1, "InvalidCodeError": threads - 1}
+    assert outcome_names(results) == {"ok": 1, "InvalidCodeError": threads - 1}
     assert state["most"] == 1

@@ -10,24 +10,20 @@ import pytest
 
 pytest.importorskip("rest_framework")
 
-from django.db import connection  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from tests.api.conftest import start  # noqa: E402
+from tests.concurrency import race, require_postgresql  # noqa: E402
 from tests.conftest import last_code  # noqa: E402
-from tests.test_concurrency import overlap, race  # noqa: E402, F401  (overlap: a fixture)
+from tests.test_concurrency import overlap  # noqa: E402, F401  (a fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)
 def _postgresql_only() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            f"needs PostgreSQL for real row locks across connections; DATABASE_URL points "
-            f"to {connection.vendor}"
-        )
+    require_postgresql()
 
 
 def test_the_same_code_twice_at_once_issues_one_credential(user, overlap):  # noqa: F811
