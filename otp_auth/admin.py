@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.auth import get_user_model
+from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.db.models import Count, Q
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import resolve_url
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .exceptions import StepUpRequiredError
 from .models import (
     AuditEvent,
     Challenge,
@@ -23,7 +26,8 @@ from .models import (
     TOTPDevice,
     TrustedBrowser,
 )
-from .services import lockout
+from .services import lockout, policy, recovery
+from .services.factors import remove_factor
 
 
 def _user_search_fields() -> tuple[str, ...]:
@@ -125,8 +129,48 @@ class ChallengeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+class FactorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Deleting a factor here goes through the services like any other path: the
+    factor-change policy applies to the staff member (a fresh second factor of their
+    own), the audit row names them as the actor, the user's security epoch advances (their
+    sessions, tokens and flows end) and the user is told."""
+
+    def _refusal(self, request: HttpRequest, back_to: str) -> HttpResponse | None:
+        try:
+            policy.require_fresh_factor(request, request.user)
+        except StepUpRequiredError:
+            query = urlencode({REDIRECT_FIELD_NAME: back_to})
+            return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{query}")
+        return None
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        refusal = self._refusal(request, request.get_full_path())
+        return refusal or super().delete_view(request, object_id, extra_context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "POST" and request.POST.get("action") == "delete_selected":
+            refusal = self._refusal(request, request.get_full_path())
+            if refusal:
+                return refusal
+        return super().changelist_view(request, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.remove(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset.select_related("user"):
+            self.remove(request, obj)
+
+    def remove(self, request: HttpRequest, obj: Any) -> None:
+        remove_factor(obj, request=request, actor=request.user)
+
+
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeviceAdmin(FactorAdmin):
     """Staff can review and revoke (delete) devices; they cannot add or edit one."""
 
     list_display = ("user", "masked_destination", "name", "channels", "confirmed", "last_used_at")
@@ -155,7 +199,7 @@ class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class _ReviewOnly(admin.ModelAdmin):  # type: ignore[type-arg]
+class _ReviewOnly(FactorAdmin):
     """Staff can review and revoke (delete) these rows; nobody can add or edit one, and
     no seed, hash or code is ever shown."""
 
@@ -201,6 +245,9 @@ class RecoveryCodeSetAdmin(_ReviewOnly):
     fields = ("user", "created_at", "unused_codes", "last_used_at")
     readonly_fields = fields
 
+    def remove(self, request: HttpRequest, obj: Any) -> None:
+        recovery.delete_codes(obj.user, request=request, actor=request.user)
+
     def get_queryset(self, request: HttpRequest) -> Any:
         unused = Count("codes", filter=Q(codes__used_at__isnull=True))
         return super().get_queryset(request).annotate(unused_count=unused)
@@ -212,6 +259,14 @@ class RecoveryCodeSetAdmin(_ReviewOnly):
 
 @admin.register(TrustedBrowser)
 class TrustedBrowserAdmin(_ReviewOnly):
+    """Forgetting a remembered browser is no factor change: a plain delete."""
+
+    def _refusal(self, request: HttpRequest, back_to: str) -> HttpResponse | None:
+        return None
+
+    def remove(self, request: HttpRequest, obj: Any) -> None:
+        obj.delete()
+
     list_display = ("user", "user_agent", "created_at", "expires_at", "last_used_at")
     list_filter = ("created_at", "expires_at")
     fields = ("user", "user_agent", "created_at", "expires_at", "last_used_at")

@@ -14,6 +14,8 @@ class OtpAuthConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             providers,  # noqa: F401  (connects the setting_changed receiver)
         )
-        from .services import audit
+        from .services import audit, epoch, factors
 
         audit.connect()  # audit rows for device and delivery-status events
+        factors.connect()  # any deletion of a factor is audited and advances the epoch
+        epoch.connect()  # a password change or deactivation advances the epoch

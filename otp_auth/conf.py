@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESENDS": 3,
     "LOGIN_TIMEOUT": 600,
     "STEP_UP_MAX_AGE": 300,
+    "VERIFIED_SESSION_MAX_AGE": None,
+    "VERIFIED_SESSION_IDLE_TIMEOUT": None,
     "PROVIDERS": {"default": {"BACKEND": CONSOLE_BACKEND, "OPTIONS": {}}},
     "CHANNEL_PROVIDERS": {},
     "CHANNELS": [Channel.SMS.value, Channel.VOICE.value, Channel.EMAIL.value],
@@ -244,6 +246,22 @@ class AppSettings:
     def STEP_UP_MAX_AGE(self) -> int:  # noqa: N802
         """Seconds a step-up verification counts as fresh for sensitive actions (300)."""
         return _int("STEP_UP_MAX_AGE", self._get("STEP_UP_MAX_AGE"), minimum=0, maximum=86_400)
+
+    @property
+    def VERIFIED_SESSION_MAX_AGE(self) -> int | None:  # noqa: N802
+        """Seconds after the second factor when a verified session ends (None: never)."""
+        value = self._get("VERIFIED_SESSION_MAX_AGE")
+        if value is None:
+            return None
+        return _int("VERIFIED_SESSION_MAX_AGE", value, minimum=60, maximum=365 * 86_400)
+
+    @property
+    def VERIFIED_SESSION_IDLE_TIMEOUT(self) -> int | None:  # noqa: N802
+        """Seconds without a request after which a verified session ends (None: never)."""
+        value = self._get("VERIFIED_SESSION_IDLE_TIMEOUT")
+        if value is None:
+            return None
+        return _int("VERIFIED_SESSION_IDLE_TIMEOUT", value, minimum=120, maximum=365 * 86_400)
 
     @property
     def PROVIDERS(self) -> dict[str, dict[str, Any]]:  # noqa: N802

@@ -11,11 +11,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.utils.http import urlencode
 
+from .exceptions import StepUpRequiredError
+from .services import policy
 from .services.factors import has_confirmed_factor
 from .services.login import is_session_verified
 from .services.step_up import has_recent_step_up
 
-__all__ = ["otp_required", "otp_check"]
+__all__ = ["factor_change_check", "otp_check", "otp_required"]
 
 V = TypeVar("V", bound=Callable[..., HttpResponse])
 
@@ -49,6 +51,26 @@ def otp_check(
             return HttpResponseRedirect(f"{resolve_url('otp_auth:device_add')}?{here}")
         return HttpResponseRedirect(f"{resolve_url('otp_auth:verify')}?{here}")
     if max_age is not None and not has_recent_step_up(request, user, max_age):
+        return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{here}")
+    return None
+
+
+def factor_change_check(request: HttpRequest, *, back_to: str = "") -> HttpResponse | None:
+    """The redirect that stops an HTML change of a factor, or ``None`` to proceed.
+
+    The decision is ``services.policy.require_fresh_factor``'s, the same as for the API
+    and the admin; this only maps it to pages: sign in, pass the second factor, or a
+    fresh step-up that comes back to ``back_to`` (default: this page).
+    """
+    user = request.user
+    here = urlencode({REDIRECT_FIELD_NAME: back_to or request.get_full_path()})
+    if not user.is_authenticated:
+        return HttpResponseRedirect(f"{resolve_url('otp_auth:login')}?{here}")
+    if not is_session_verified(request, user) and policy.has_any_factor(user):
+        return HttpResponseRedirect(f"{resolve_url('otp_auth:verify')}?{here}")
+    try:
+        policy.require_fresh_factor(request, user)
+    except StepUpRequiredError:
         return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{here}")
     return None
 

@@ -268,7 +268,7 @@ class ProviderRateLimitError(ProviderRejectedError):
     code = "provider_rate_limited"
 
 
-def _wait_text(seconds: int) -> str:
+def wait_text(seconds: int) -> str:
     if seconds < 60:
         return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
     minutes = -(-seconds // 60)
@@ -295,7 +295,7 @@ class RateLimitedError(OTPAuthError):
         self.limit = limit
         message = None
         if retry_after is not None:
-            message = str(self.wait_message) % {"wait": _wait_text(max(int(retry_after), 1))}
+            message = str(self.wait_message) % {"wait": wait_text(max(int(retry_after), 1))}
         super().__init__(message, retry_after=retry_after, limit=limit)
 
 

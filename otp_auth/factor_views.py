@@ -2,10 +2,9 @@
 and the password change, all behind the second factor.
 
 Adding or removing an authenticator, regenerating recovery codes and changing the
-password need a fresh second factor (``STEP_UP_MAX_AGE``): the same ``otp_check`` that
-``otp_required(max_age=...)`` uses. Pages that show a seed or recovery codes are never
-cached.
-"""
+password follow the one factor-change policy (``services.policy``, through
+``factor_change_check``): with any factor, a fresh second factor (``STEP_UP_MAX_AGE``).
+Pages that show a seed or recovery codes are never cached."""
 
 from __future__ import annotations
 
@@ -13,13 +12,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import PasswordChangeView as DjangoPasswordChangeView
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
-from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
@@ -27,14 +24,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .conf import app_settings
-from .decorators import otp_check
+from .decorators import factor_change_check, otp_check
 from .exceptions import DeviceError, InvalidCodeError, RateLimitedError
 from .forms import CodeForm
+from .services import epoch as epoch_service
 from .services import factors as factor_service
 from .services import notify as notify_service
 from .services import recovery as recovery_service
-from .services import revocation as revocation_service
 from .services import totp as totp_service
 from .services import trusted as trusted_service
 
@@ -54,21 +50,11 @@ secret_view = [
 ]
 
 
-def _step_up_then(url_name: str) -> HttpResponseRedirect:
-    """To the step-up page, coming back to a page that can be shown with GET."""
-    query = urlencode({REDIRECT_FIELD_NAME: resolve_url(url_name)})
-    return HttpResponseRedirect(f"{resolve_url('otp_auth:step_up')}?{query}")
-
-
-def _fresh(request: HttpRequest, *, back_to: str, if_configured: bool = False) -> Any:
-    """``None`` when the session passed a second factor within ``STEP_UP_MAX_AGE``; else
-    the redirect (a POST goes to the step-up and then back to ``back_to``)."""
-    refusal = otp_check(request, if_configured=if_configured, max_age=app_settings.STEP_UP_MAX_AGE)
-    if refusal is None:
-        return None
-    if request.method == "POST" and refusal["Location"].startswith(resolve_url("otp_auth:step_up")):
-        return _step_up_then(back_to)
-    return refusal
+def _fresh(request: HttpRequest, *, back_to: str) -> HttpResponse | None:
+    """``None`` when the factor-change policy lets this request through; else the
+    redirect (a POST comes back to ``back_to``, a page that can be shown with GET)."""
+    target = resolve_url(back_to) if request.method == "POST" else ""
+    return factor_change_check(request, back_to=target)
 
 
 class AuthenticatorForm(CodeForm):
@@ -83,7 +69,7 @@ class TOTPAddView(View):
     template_name = "otp_auth/totp_add.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        refusal = _fresh(request, back_to="otp_auth:totp_add", if_configured=True)
+        refusal = _fresh(request, back_to="otp_auth:totp_add")
         return refusal or super().dispatch(request, *args, **kwargs)
 
     def get(self, request: HttpRequest) -> HttpResponse:
@@ -127,7 +113,7 @@ class TOTPRemoveView(View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         refusal = _fresh(request, back_to="otp_auth:devices")
         if refusal:
-            return refusal  # type: ignore[no-any-return]
+            return refusal
         try:
             totp_service.remove_totp_device(request.user, pk, request=request)
         except DeviceError:
@@ -152,7 +138,7 @@ class RecoveryCodesView(View):
     def post(self, request: HttpRequest) -> HttpResponse:
         refusal = _fresh(request, back_to="otp_auth:recovery_codes")
         if refusal:
-            return refusal  # type: ignore[no-any-return]
+            return refusal
         codes = recovery_service.generate_codes(request.user, request=request)
         return self.render(request, codes=codes)
 
@@ -201,7 +187,7 @@ class EndOtherSessionsView(View):
         refusal = otp_check(request)
         if refusal:
             return refusal
-        revocation_service.revoke_other_sessions(request, request.user)
+        epoch_service.sign_out_everywhere_else(request, request.user)
         messages.success(request, _("Your other sessions were signed out."))
         return redirect("otp_auth:devices")
 
@@ -217,7 +203,7 @@ class PasswordChangeView(DjangoPasswordChangeView):
     success_url = reverse_lazy("otp_auth:devices")
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        refusal = _fresh(request, back_to="otp_auth:password_change", if_configured=True)
+        refusal = _fresh(request, back_to="otp_auth:password_change")
         return refusal or super().dispatch(request, *args, **kwargs)
 
     def form_valid(self, form: Any) -> HttpResponse:

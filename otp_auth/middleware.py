@@ -7,9 +7,11 @@ other methods get ``403`` with a JSON body ``{"code": "otp_required"}``. Reading
 state costs no query: it lives in the session that ``AuthenticationMiddleware`` already
 loaded.
 
-A verified session that another session of the same user ended (by removing a factor)
-is logged out here on its next request; see ``otp_auth.services.revocation``, which
-needs one cache read per request and a query only after a revocation.
+A verified session made under an older account-security epoch (the password, a factor
+or "sign out everywhere" changed since) is logged out here on its next request; see
+``otp_auth.services.epoch``, which costs no query (and mostly no cache read) on a
+verified request. So is a verified session past ``VERIFIED_SESSION_MAX_AGE`` or idle
+for longer than ``VERIFIED_SESSION_IDLE_TIMEOUT``, when those are set.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from django.utils.functional import SimpleLazyObject, empty
 from django.utils.http import urlencode
 
 from .conf import app_settings
+from .services import epoch
 from .services.factors import has_confirmed_factor, requires_enrollment
-from .services.login import is_session_verified
-from .services.revocation import session_revoked
+from .services.login import is_session_verified, session_expired
 from .utils import safe_next_url
 
 __all__ = ["OTPMiddleware"]
@@ -191,7 +193,8 @@ class OTPMiddleware:
         if self.is_async:
             return self.__acall__(request)
         self._wrap(request)
-        return self.get_response(request)
+        with epoch.current_request(request):
+            return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         self._wrap(request)
@@ -201,8 +204,9 @@ class OTPMiddleware:
             return _attach(request, await original_auser())
 
         request.auser = auser
-        response: Awaitable[Any] = self.get_response(request)
-        return await response
+        with epoch.current_request(request):
+            response: Awaitable[Any] = self.get_response(request)
+            return await response
 
     @staticmethod
     def _wrap(request: HttpRequest) -> None:
@@ -218,7 +222,9 @@ class OTPMiddleware:
         self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
         user = request.user
-        if user.is_authenticated and session_revoked(request, user):
+        if user.is_authenticated and (
+            session_expired(request, user) or epoch.session_stale(request, user)
+        ):
             logout(request)
             request.user = user = _attach(request, request.user)
         return _decide(request, user)

@@ -29,7 +29,7 @@ __all__ = [
     "PasswordReset",
     "RecoveryCode",
     "RecoveryCodeSet",
-    "SessionRevocation",
+    "SecurityEpoch",
     "TOTPDevice",
     "TrustedBrowser",
 ]
@@ -164,6 +164,9 @@ class Challenge(models.Model):
     provider_reference = models.CharField(_("provider reference"), max_length=128, blank=True)
     delivery_status = models.CharField(_("delivery status"), max_length=32, blank=True)
     failure_reason = models.CharField(_("failure reason"), max_length=64, blank=True)
+    # The login flow this code belongs to ("" outside a login): every send of one flow is
+    # judged against the flow's latest challenge (``services.challenges.send_in_flow``).
+    flow_id = models.CharField(_("login flow"), max_length=32, blank=True, editable=False)
 
     objects = ChallengeQuerySet.as_manager()
 
@@ -174,6 +177,11 @@ class Challenge(models.Model):
         indexes = [
             models.Index(fields=["user", "status"], name="otp_auth_chal_user_idx"),
             models.Index(fields=["created_at"], name="otp_auth_chal_created_idx"),
+            models.Index(
+                fields=["flow_id", "-created_at"],
+                name="otp_auth_chal_flow_idx",
+                condition=~models.Q(flow_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -267,6 +275,7 @@ class AuditEvent(models.Model):
         FACTOR_REMOVED = "factor_removed", _("Device removed")
         RESET_REQUESTED = "reset_requested", _("Password reset requested")
         RESET_COMPLETED = "reset_completed", _("Password reset completed")
+        SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", _("Signed out everywhere else")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")
@@ -479,28 +488,34 @@ class TrustedBrowser(models.Model):
         return self.user_agent[:60] or str(_("Browser"))
 
 
-class SessionRevocation(models.Model):
-    """Sessions of ``user`` verified before ``revoked_at`` are no longer valid.
+class SecurityEpoch(models.Model):
+    """The user's account-security epoch: one number that every change to the user's
+    credentials or factors advances.
 
-    Written when a factor is removed (or the user signs out everywhere else); read by the
-    middleware only after a cheap cache check says that some revocation happened.
+    Everything that vouches for the user (verified sessions, pending logins, API flow
+    tokens and credentials, remembered browsers, step-up stamps, reset grants) records
+    the epoch it was made under and is refused once it moved. Written only by
+    ``otp_auth.services.epoch``; read through the cache, so a verified request costs no
+    query.
     """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         primary_key=True,
-        related_name="otp_session_revocation",
+        related_name="otp_security_epoch",
         verbose_name=_("user"),
     )
-    revoked_at = models.DateTimeField(_("sessions revoked at"))
+    value = models.PositiveBigIntegerField(_("epoch"), default=0)
+    changed_at = models.DateTimeField(_("changed"), default=timezone.now)
+    reason = models.CharField(_("last change"), max_length=32, blank=True)
 
     class Meta:
-        verbose_name = _("session revocation")
-        verbose_name_plural = _("session revocations")
+        verbose_name = _("security epoch")
+        verbose_name_plural = _("security epochs")
 
     def __str__(self) -> str:
-        return str(self.revoked_at)
+        return str(self.value)
 
 
 class PasswordReset(models.Model):
@@ -570,6 +585,9 @@ class PasswordReset(models.Model):
     completed_at = models.DateTimeField(_("password changed"), null=True, blank=True)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=256, blank=True)
+    # The user's security epoch when the code was accepted: a change to the account
+    # since (another reset, a password change, a factor change) ends the grant.
+    epoch = models.PositiveBigIntegerField(_("security epoch"), default=0, editable=False)
 
     class Meta:
         verbose_name = _("password reset")

@@ -14,6 +14,7 @@ __all__ = [
     "challenge_verified",
     "delivery_failed",
     "delivery_status_changed",
+    "epoch_advanced",
     "factor_added",
     "factor_failed",
     "factor_removed",
@@ -105,3 +106,12 @@ recovery_codes_generated = Signal()
 #: credentials (JWT refresh tokens, Knox tokens...). sender: ``PasswordReset``; kwargs:
 #: ``user``, ``reset`` (the row), ``request`` (may be None).
 password_reset_completed = Signal()
+
+#: A user's account-security epoch moved (``otp_auth.services.epoch``): every session,
+#: pending login, flow token, remembered browser, step-up and reset made before it no
+#: longer counts, and the user's DRF token is already deleted (unless it made the
+#: change). Connect here to end credentials otp_auth cannot see (JWT refresh tokens, Knox
+#: tokens...). sender: ``SecurityEpoch``; kwargs: ``user``, ``epoch`` (the new value),
+#: ``reason`` (an ``epoch.Reason``), ``request`` (may be None), ``keep_current`` (False
+#: when the change also ends the credential that made it, as a password reset does).
+epoch_advanced = Signal()

@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .conf import app_settings
+from .decorators import factor_change_check
 from .exceptions import (
     ChallengeLockedError,
     DeliveryError,
@@ -37,6 +38,7 @@ from .services import challenges as challenge_service
 from .services import devices as device_service
 from .services import factors as factor_service
 from .services import login as login_service
+from .services import policy
 from .services import step_up as step_up_service
 from .services import trusted as trusted_service
 from .utils import safe_next_url
@@ -216,9 +218,9 @@ class VerifyView(View):
         error: Any = None,
     ) -> HttpResponse:
         challenge = None
-        if pending.factor == "code":
+        if pending.factor == "code" and pending.challenge_id:
             challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
-        if challenge is None and pending.factor == "code":
+        if challenge is None and pending.factor == "code" and not pending.notice:
             if not form.errors:
                 return redirect("otp_auth:login")
             # A refused code must look the same whether or not its challenge still exists.
@@ -249,6 +251,7 @@ class VerifyView(View):
             "other_factors": [
                 f for f in factors if f.kind != "code" and f.key != pending.factor_key
             ],
+            "notice": pending.notice,
             "offer_remember": owner is not None and trusted_service.allowed_for(owner),
             "remember_days": app_settings.TRUSTED_BROWSER_DAYS,
         }
@@ -320,18 +323,17 @@ class LogoutView(View):
 
 
 def _device_gate(request: HttpRequest, *, fresh: bool) -> HttpResponse | None:
-    """Who may manage devices: a verified session (fresh when ``fresh``), or a user with no
-    confirmed device yet (their first enrollment)."""
+    """Who may see or manage devices: a verified session, or a user with no factor yet
+    (their first enrollment). ``fresh``: this request changes a factor, so the one
+    factor-change policy decides (``services.policy``)."""
     user = request.user
     here = request.get_full_path()
+    if fresh:
+        return factor_change_check(request)
     if not user.is_authenticated:
         return HttpResponseRedirect(_with_next("otp_auth:login", here))
-    if not login_service.is_session_verified(request, user):
-        if factor_service.has_confirmed_factor(user):
-            return HttpResponseRedirect(_with_next("otp_auth:verify", here))
-        return None
-    if fresh and not step_up_service.has_recent_step_up(request, user):
-        return HttpResponseRedirect(_with_next("otp_auth:step_up", here))
+    if not login_service.is_session_verified(request, user) and policy.has_any_factor(user):
+        return HttpResponseRedirect(_with_next("otp_auth:verify", here))
     return None
 
 
@@ -416,11 +418,9 @@ class DeviceRemoveView(View):
     http_method_names = ["post"]
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        refusal = _device_gate(request, fresh=True)
+        refusal = factor_change_check(request, back_to=resolve_url("otp_auth:devices"))
         if refusal:
-            return HttpResponseRedirect(
-                _with_next("otp_auth:step_up", resolve_url("otp_auth:devices"))
-            )
+            return refusal
         try:
             device_service.remove_device(request.user, pk, request=request)
         except DeviceError:

@@ -156,7 +156,7 @@ def _clear_cache() -> None:
     from django.conf import settings
     from django.core.cache import caches
 
-    from otp_auth.services.revocation import forget_memo
+    from otp_auth.services.epoch import forget_memo
 
     for alias in settings.CACHES:
         caches[alias].clear()

@@ -20,9 +20,8 @@ from otp_auth.conf import app_settings
 from otp_auth.constants import ChallengeStatus
 from otp_auth.decorators import otp_required
 from otp_auth.mixins import OTPRequiredMixin
-from otp_auth.models import Challenge, Device, SessionRevocation, TOTPDevice
-from otp_auth.services import recovery
-from otp_auth.services.revocation import revoke_other_sessions
+from otp_auth.models import Challenge, Device, SecurityEpoch, TOTPDevice
+from otp_auth.services import epoch, recovery
 from tests.conftest import PASSWORD, last_code, login_fully, password_step, wrong_code
 from tests.factor_helpers import (
     DEVICES,
@@ -47,7 +46,11 @@ def page(client: Client, url: str = VERIFY) -> str:
 
 def make_fresh(client: Client, user: Any) -> None:
     session = client.session
-    session["_otp_auth_step_up"] = {"user": str(user.pk), "at": int(time.time())}
+    session["_otp_auth_step_up"] = {
+        "user": str(user.pk),
+        "at": int(time.time()),
+        "e": epoch.current(user),
+    }
     session.save()
 
 
@@ -280,8 +283,9 @@ def test_the_mixin_takes_otp_max_age(client, user):
 
 
 def test_a_step_up_with_the_app(client, user, clock):
-    login_fully(client)
     _device, seed = add_authenticator(user)
+    Device.objects.filter(user=user).update(last_used_at=timezone.now())  # the default
+    login_fully(client)
     make_stale(client, user)
     assert client.get("/sensitive/")["Location"].startswith(STEP_UP)
     assert "Code from your authenticator app" in page(client, STEP_UP)
@@ -335,14 +339,14 @@ def test_another_users_sessions_are_untouched(client, user, make_user):
     login_fully(bob, "bob")
     login_fully(client)
 
-    revoke_other_sessions(None, user)
+    epoch.advance(user, reason=epoch.Reason.SIGNED_OUT_EVERYWHERE)
 
     assert not is_logged_in(client)
     assert is_logged_in(bob)
 
 
 def test_a_session_verified_after_the_revocation_stays(client, user, clock):
-    revoke_other_sessions(None, user)
+    epoch.advance(user, reason=epoch.Reason.SIGNED_OUT_EVERYWHERE)
     clock.shift(1)
 
     login_fully(client)
@@ -360,10 +364,12 @@ def test_the_sign_out_everywhere_else_button(client, user):
     assert response["Location"] == DEVICES
     assert is_logged_in(client)
     assert not is_logged_in(other)
-    assert SessionRevocation.objects.filter(user=user).exists()
+    assert SecurityEpoch.objects.get(user=user).reason == epoch.Reason.SIGNED_OUT_EVERYWHERE
 
 
-def test_the_revocation_check_costs_no_query_until_something_is_revoked(client, user, make_user):
+def test_the_epoch_check_costs_no_epoch_query_even_after_another_users_change(
+    client, user, make_user
+):
     make_user("bob", phone="+233201234567")
     login_fully(client)
     client.get("/private/")
@@ -372,15 +378,15 @@ def test_the_revocation_check_costs_no_query_until_something_is_revoked(client, 
         client.get("/private/")
     bob = Client()
     login_fully(bob, "bob")
-    revoke_other_sessions(None, bob_user())
+    epoch.advance(bob_user(), reason=epoch.Reason.SIGNED_OUT_EVERYWHERE)
     with CaptureQueriesContext(connection) as after:
         assert client.get("/private/").status_code == 200
     with CaptureQueriesContext(connection) as settled:
         client.get("/private/")
 
-    tables = [q["sql"] for q in after.captured_queries if "otp_auth_sessionrevocation" in q["sql"]]
-    assert not any("otp_auth_sessionrevocation" in q["sql"] for q in quiet.captured_queries)
-    assert len(tables) == 1
+    tables = [q["sql"] for q in after.captured_queries if "otp_auth_securityepoch" in q["sql"]]
+    assert not any("otp_auth_securityepoch" in q["sql"] for q in quiet.captured_queries)
+    assert tables == []  # alice's epoch comes from the cache
     assert len(settled) == len(quiet)
 
 
@@ -470,9 +476,10 @@ def test_a_wrong_old_password_changes_nothing(client, user, mailoutbox):
     ],
 )
 def test_posts_without_a_csrf_token_are_refused(client, user, url, data):
-    login_fully(client)
     app, _seed = add_authenticator(user)
     recovery.generate_codes(user)
+    Device.objects.filter(user=user).update(last_used_at=timezone.now())  # the default
+    login_fully(client)
     strict = Client(enforce_csrf_checks=True)
     strict.cookies = client.cookies
 

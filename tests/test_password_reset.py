@@ -24,6 +24,7 @@ from django.urls import include, path, reverse
 
 from otp_auth.checks import check_password_reset
 from otp_auth.constants import ChallengeStatus, Purpose
+from otp_auth.conf import app_settings
 from otp_auth.models import AuditEvent, Challenge, Device, Lockout, PasswordReset, TrustedBrowser
 from otp_auth.password_reset_views import RESET_SESSION_KEY, django_password_reset_urls
 from otp_auth.providers import locmem
@@ -470,7 +471,7 @@ def _complete(client: Client, user: Any) -> Any:
     return finish(client, f"device:{email_device(user).pk}", email_code())
 
 
-def test_a_reset_ends_every_session_and_pending_code(alice):
+def test_a_reset_ends_every_session_and_pending_code(alice, clock, mailoutbox):
     signed_in, pending, resetting = Client(), Client(), Client()
     login_fully(signed_in)
     password_step(pending)
@@ -486,7 +487,15 @@ def test_a_reset_ends_every_session_and_pending_code(alice):
     assert open_login.status == ChallengeStatus.CANCELLED
     assert not Challenge.objects.filter(user=alice, status="pending").exists()
     assert not TrustedBrowser.objects.filter(user=alice).exists()
-    assert pending.post("/account/login/verify/", {"code": "123456"}).status_code != 302
+    # The login started before the reset cannot go on: no new code for it, by a resend or
+    # by switching device, and nothing it sends in can sign in.
+    clock.shift(app_settings.RESEND_COOLDOWN + 1)  # no cooldown stands in the way
+    sent = len(locmem.outbox), len(mailoutbox)
+    pending.post("/account/login/resend/")
+    pending.post("/account/login/switch/", {"factor": f"device:{email_device(alice).pk}"})
+    assert (len(locmem.outbox), len(mailoutbox)) == sent
+    pending.post("/account/login/verify/", {"code": last_code()})
+    assert pending.get("/private/")["Location"].startswith(LOGIN)
 
 
 def test_a_reset_notifies_the_user(client, alice):

@@ -14,7 +14,7 @@ from django.test import Client, override_settings
 from otp_auth.conf import app_settings
 from otp_auth.exceptions import InvalidCodeError, RateLimitedError
 from otp_auth.models import AuditEvent, Lockout, RecoveryCode, RecoveryCodeSet
-from otp_auth.services import recovery
+from otp_auth.services import epoch, recovery
 from otp_auth.signals import factor_verified, recovery_codes_generated
 from tests.concurrency import outcome_names, race, require_postgresql
 from tests.conftest import login_fully, otp_settings, password_step
@@ -32,7 +32,11 @@ pytestmark = pytest.mark.django_db
 
 def fresh_session(client: Client, user: Any) -> None:
     session = client.session
-    session["_otp_auth_step_up"] = {"user": str(user.pk), "at": int(time.time())}
+    session["_otp_auth_step_up"] = {
+        "user": str(user.pk),
+        "at": int(time.time()),
+        "e": epoch.current(user),
+    }
     session.save()
 
 

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 from otp_auth import totp as otp
 from otp_auth.checks import check_factors
@@ -28,8 +29,8 @@ from otp_auth.exceptions import (
     InvalidCodeError,
     RateLimitedError,
 )
-from otp_auth.models import AuditEvent, Lockout, TOTPDevice
-from otp_auth.services import issue_challenge, verify_challenge
+from otp_auth.models import AuditEvent, Device, Lockout, TOTPDevice
+from otp_auth.services import epoch, issue_challenge, verify_challenge
 from otp_auth.services import login as login_service
 from otp_auth.services import totp as totp_service
 from otp_auth.signals import factor_failed
@@ -610,8 +611,9 @@ def test_a_user_without_a_factor_can_enroll_an_app_first(client, make_user, cloc
 def test_removing_an_app_needs_a_fresh_step_up_and_notifies(client, user, clock, mailoutbox):
     from tests.conftest import login_fully
 
-    login_fully(client)
     device, _seed = add_authenticator(user)
+    Device.objects.filter(user=user).update(last_used_at=timezone.now())  # the default
+    login_fully(client)
     url = f"/account/authenticator/{device.pk}/remove/"
     clock.shift(app_settings.STEP_UP_MAX_AGE + 1)
 
@@ -622,7 +624,11 @@ def test_removing_an_app_needs_a_fresh_step_up_and_notifies(client, user, clock,
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
 
     session = client.session
-    session["_otp_auth_step_up"] = {"user": str(user.pk), "at": int(time.time())}
+    session["_otp_auth_step_up"] = {
+        "user": str(user.pk),
+        "at": int(time.time()),
+        "e": epoch.current(user),
+    }
     session.save()
     assert client.post(url).status_code == 302
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
@@ -646,8 +652,9 @@ def test_the_admin_never_shows_the_seed(client, make_user):
     from tests.conftest import login_fully
 
     admin = make_user("root", is_staff=True, is_superuser=True)
-    login_fully(client, "root")
     device, seed = add_authenticator(admin)
+    Device.objects.filter(user=admin).update(last_used_at=timezone.now())  # the default
+    login_fully(client, "root")
 
     page = client.get(f"/admin/otp_auth/totpdevice/{device.pk}/change/").content.decode()
 

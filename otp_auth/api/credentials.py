@@ -11,7 +11,11 @@
   added to the response. ``verified`` is false for a password-only login (a user without
   a second factor), which must not be marked verified; ``factor`` is ``"code"``,
   ``"totp"``, ``"recovery"`` or ``""``. JWTs are recognised by an ``amr`` claim containing
-  ``"mfa"`` (RFC 8176).
+  ``"mfa"`` (RFC 8176) and an ``otp_epoch`` claim (``epoch_claim(user)``) equal to the
+  user's security epoch, so a change to the account ends them like every credential.
+
+The epoch (``services.epoch``) ends all three: a verified session is logged out, the DRF
+token is deleted, and claims carry a stale ``otp_epoch``.
 """
 
 from __future__ import annotations
@@ -31,18 +35,22 @@ from rest_framework.request import Request
 
 from ..conf import app_settings
 from ..models import Challenge
+from ..services import epoch
 from ..services.factors import requires_enrollment
 from ..services.login import is_session_verified, mark_verified
 
 __all__ = [
+    "EPOCH_CLAIM",
     "VERIFIED_AMR",
     "credential_is_verified",
+    "epoch_claim",
     "is_verified_token_key",
     "issue_credential",
     "make_verified_token_key",
 ]
 
 VERIFIED_AMR = "mfa"
+EPOCH_CLAIM = "otp_epoch"
 KEY_SALT = "otp_auth.api.credentials.token"
 NONCE_LENGTH = 22  # secrets.token_urlsafe(16): 128 random bits
 MAC_LENGTH = 18  # 108 bits of HMAC-SHA256, URL-safe base64
@@ -74,6 +82,11 @@ def is_verified_token_key(key: object, user_pk: object) -> bool:
     return matched
 
 
+def epoch_claim(user: Any) -> int:
+    """The value an issuer puts in a token's ``otp_epoch`` claim for ``user``."""
+    return epoch.current(user)
+
+
 def is_session_request(request: Request) -> bool:
     """True when DRF authenticated ``request`` by its session cookie."""
     return isinstance(request.successful_authenticator, SessionAuthentication)
@@ -83,7 +96,8 @@ def credential_is_verified(request: Request) -> bool:
     """Whether the credential that authenticated ``request`` proves the second factor.
 
     A verified session; a DRF token whose key was made by ``make_verified_token_key``;
-    or a token with claims (SimpleJWT) whose ``amr`` lists ``"mfa"``. Nothing else.
+    or a token with claims (SimpleJWT) whose ``amr`` lists ``"mfa"`` and whose
+    ``otp_epoch`` is the user's security epoch. Nothing else.
     """
     user = request.user
     if user is None or not user.is_authenticated:
@@ -99,7 +113,11 @@ def credential_is_verified(request: Request) -> bool:
     claims = getattr(auth, "get", None)
     if callable(claims):
         amr = claims("amr")
-        return isinstance(amr, list | tuple) and VERIFIED_AMR in amr
+        return (
+            isinstance(amr, list | tuple)
+            and VERIFIED_AMR in amr
+            and epoch.is_current(user, claims(EPOCH_CLAIM))
+        )
     return False
 
 

@@ -32,16 +32,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..conf import app_settings
-from ..constants import Purpose
-from ..exceptions import DeviceError, StepUpRequiredError
+from ..exceptions import DeviceError
 from ..models import Challenge, Device
-from ..services import api_flow
-from ..services.challenges import verify_challenge
+from ..services import api_flow, policy
 from ..services.devices import confirm_enrollment, normalize_email, parse_phone_number
 from ..services.devices import remove_device as remove_device_service
 from ..services.factors import user_factors
-from ..services.step_up import has_recent_step_up
-from ..services.totp import verify_totp
 from . import serializers as s
 from .credentials import credential_is_verified, is_session_request, issue_credential
 from .exceptions import CSRFFailed, InvalidCredentials, exception_handler
@@ -392,25 +388,16 @@ class MeView(OTPAPIView):
 
 
 def _require_fresh_factor(request: Request, proof: dict[str, Any] | None) -> None:
-    """A sensitive change needs a code checked just now (a step-up challenge's, or one
-    from an authenticator app), or a session that passed a second factor within
+    """The factor-change policy (``services.policy``), as for HTML and the admin: with
+    any factor, a code checked just now (``proof``: a step-up challenge's, or one from an
+    authenticator app), or a session that passed a second factor within
     ``STEP_UP_MAX_AGE``. A token, however it was issued, is not proof of presence."""
-    user = request.user
-    if proof and "challenge" in proof:
-        verify_challenge(
-            proof["challenge"],
-            proof["code"],
-            purpose=Purpose.STEP_UP,
-            user=user,
-            request=request._request,
-        )
-        return
-    if proof:
-        verify_totp(user, proof["code"], request=request._request)
-        return
-    if is_session_request(request) and has_recent_step_up(request._request, user):
-        return
-    raise StepUpRequiredError()
+    policy.require_fresh_factor(
+        request._request,
+        request.user,
+        proof=proof,
+        session_counts=is_session_request(request),
+    )
 
 
 STEP_UP_ERRORS = (
@@ -467,8 +454,7 @@ class DeviceListView(OTPAPIView):
             normalize_email(data["destination"])
         else:
             parse_phone_number(data["destination"])
-        if Device.objects.confirmed().for_user(user).exists():
-            _require_fresh_factor(request, data.get("step_up"))
+        _require_fresh_factor(request, data.get("step_up"))
         device, challenge = api_flow.start_enrollment(
             user,
             channel=data["channel"],

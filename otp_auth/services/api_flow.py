@@ -1,15 +1,16 @@
 """Session-free login, enrollment and step-up, for API clients.
 
-The HTML flow keeps its pending login in the session. An API client often has no session,
-so here the pending login travels with the client as a signed *flow token*: a random flow
-id, the user id, the backend that accepted the password, the flow's start time, the
-chosen factor and the id of the code last sent, signed with ``SECRET_KEY``
-(``django.core.signing``) under its own salt. It lives ``LOGIN_TIMEOUT`` seconds and is
-spent by its first success or by a cancel (a marker in the cache), so it can be replayed
-neither before nor after. Codes are judged by the same services as the HTML views, so
-attempt counts, locks, cooldowns, send limits and lockouts are the same rows, counters
-and numbers.
-"""
+The HTML flow keeps its pending login in the session. An API client often has no
+session, so here the pending login travels with the client as a signed *flow token*: a
+random flow id, the user id, the backend that accepted the password, the flow's start
+time, the chosen factor, the id of the code last sent and the user's security epoch,
+signed with ``SECRET_KEY`` (``django.core.signing``) under its own salt. It lives
+``LOGIN_TIMEOUT`` seconds, is spent by its first success or by a cancel (a marker in the
+cache), and dies with any change to the account (``services.epoch``), so it can be
+replayed neither before nor after. Every send of a flow, whichever of its tokens asks,
+is judged against the flow's latest challenge (``challenges.send_in_flow``). Codes are
+judged by the same services as the HTML views, so attempt counts, locks, cooldowns, send
+limits and lockouts are the same rows, counters and numbers."""
 
 from __future__ import annotations
 
@@ -26,21 +27,23 @@ from django.http import HttpRequest
 from ..conf import app_settings
 from ..constants import ChallengeStatus, Purpose
 from ..exceptions import (
+    AccountLockedError,
     DeviceError,
     FlowExpiredError,
     InvalidCodeError,
+    RateLimitedError,
 )
 from ..models import Challenge, Device
+from . import epoch
 from .challenges import (
     cancel_challenge,
-    ensure_resendable,
     issue_challenge,
-    resend_challenge,
+    send_in_flow,
     verify_challenge,
 )
 from .devices import prepare_device
 from .factors import user_factors
-from .login import confirmed_devices
+from .login import confirmed_devices, notice_for
 
 __all__ = [
     "LoginFlow",
@@ -76,6 +79,8 @@ class LoginFlow:
     started_at: float
     factor: str  # a ``factors.Factor.key``: "device:<pk>", "totp:<pk>" or "recovery"
     challenge_id: str = ""  # the code last sent to a device in this flow
+    epoch: int = 0  # the user's security epoch when the password was accepted
+    notice: str = ""  # why the default factor could not be used (a send limit)
 
     @property
     def kind(self) -> str:
@@ -105,6 +110,8 @@ class LoginFlow:
                 "t": self.started_at,
                 "f": self.factor,
                 "c": self.challenge_id,
+                "e": self.epoch,
+                "m": self.notice,
             }
         )
 
@@ -127,12 +134,17 @@ class LoginFlow:
                 started_at=float(raw["t"]),
                 factor=str(raw["f"]),
                 challenge_id=str(raw["c"]),
+                epoch=int(raw["e"]),
+                notice=str(raw.get("m", "")),
             )
         except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
             raise InvalidCodeError("unknown") from exc
         if caches[app_settings.CACHE].get(_spent_key(flow.flow_id)):
             raise InvalidCodeError("used")
-        if time.time() - flow.started_at > app_settings.LOGIN_TIMEOUT:
+        if time.time() - flow.started_at > app_settings.LOGIN_TIMEOUT or not epoch.is_current(
+            flow.user_id, flow.epoch
+        ):
+            # Too old, or the account changed since the password was accepted.
             cancel_challenge(flow.challenge_id)
             raise FlowExpiredError()
         return flow
@@ -162,12 +174,26 @@ def start_login(
         backend=backend,
         started_at=time.time(),
         factor=usable[0].key,
+        epoch=epoch.current(user),
     )
     first = usable[0]
     if first.kind != "code" or first.pk is None:  # an app: nothing to send
         return flow, None
     device = Device.objects.confirmed().get(pk=first.pk, user=user)
-    challenge = issue_challenge(user=user, device=device, purpose=Purpose.LOGIN, request=request)
+    try:
+        challenge = issue_challenge(
+            user=user, device=device, purpose=Purpose.LOGIN, request=request, flow_id=flow.flow_id
+        )
+    except RateLimitedError as exc:
+        # The device's sends are limited: offer the other factors, as the HTML flow does.
+        others = [f for f in user_factors(user) if f.key != first.key]
+        if isinstance(exc, AccountLockedError) or exc.retry_after is None or not others:
+            raise
+        fallback = next((f for f in others if f.kind != "code"), None)
+        notice = notice_for(device, exc)
+        if fallback is None:
+            return replace(flow, notice=notice), None
+        return replace(flow, factor=fallback.key, notice=notice), None
     return replace(flow, challenge_id=challenge.public_id), challenge
 
 
@@ -206,9 +232,10 @@ def resend_login(
 ) -> tuple[LoginFlow, Challenge]:
     """A new code for the flow's challenge, under the cooldown and resend limit."""
     flow = LoginFlow.load(token)
-    if flow.kind != "code":
+    if flow.kind != "code" or not flow.challenge_id:
         raise DeviceError()  # nothing was sent: an app or a recovery code
-    return flow, resend_challenge(flow.challenge_id, user=flow.user, request=request)
+    challenge = send_in_flow(flow.flow_id, user=flow.user, request=request)
+    return replace(flow, challenge_id=challenge.public_id), challenge
 
 
 def choose_factor(
@@ -238,12 +265,7 @@ def choose_factor(
     ):
         return replace(flow, factor=factor.key), current
     device = Device.objects.confirmed().select_related("user").get(pk=factor.pk or 0)
-    if current is not None:
-        ensure_resendable(current)  # another device is a resend there
-        cancel_challenge(current.public_id)
-    challenge = issue_challenge(
-        user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current
-    )
+    challenge = send_in_flow(flow.flow_id, user=device.user, device=device, request=request)
     return replace(flow, factor=factor.key, challenge_id=challenge.public_id), challenge
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
-from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
-from ..models import AuditEvent, Challenge, DeliveryAttempt, Device
+from ..models import AuditEvent, Challenge, DeliveryAttempt
 from ..signals import audit_event, delivery_status_changed
 from ..utils import client_ip, user_agent
 
-__all__ = ["event", "log", "record", "record_challenge"]
+__all__ = ["attach", "context", "event", "log", "record", "record_challenge"]
 
 Kind = AuditEvent.Kind
 Outcome = AuditEvent.Outcome
@@ -42,6 +40,7 @@ OUTCOMES: dict[str, str] = {
     Kind.FACTOR_REMOVED: Outcome.INFO,
     Kind.RESET_REQUESTED: Outcome.INFO,
     Kind.RESET_COMPLETED: Outcome.SUCCESS,
+    Kind.SIGNED_OUT_EVERYWHERE: Outcome.INFO,
 }
 
 
@@ -136,37 +135,19 @@ def _on_delivery_status(sender: Any, *, attempt: DeliveryAttempt, status: str, *
         record_challenge(challenge, [(kind, attempt.vendor_code or status)])
 
 
-def _on_device_saved(sender: Any, *, instance: Device, created: bool, **kw: Any) -> None:
-    update_fields = kw.get("update_fields")
-    confirmed_now = created or (update_fields is not None and "confirmed" in update_fields)
-    if instance.confirmed and confirmed_now:
-        log(
-            Kind.FACTOR_ADDED,
-            user=instance.user_id,
-            channel=instance.default_channel,
-            destination=instance.masked_destination,
-        )
+def attach(instance: Any, *, actor: Any = None, request: HttpRequest | None = None) -> None:
+    """Say who changes ``instance`` (a factor row) and from which request, for the audit
+    row that its save or delete writes."""
+    instance._otp_auth_audit = (actor, request)
 
 
-def _on_device_deleted(sender: Any, *, instance: Device, **kw: Any) -> None:
-    origin = kw.get("origin")
-    if isinstance(origin, QuerySet):
-        origin = origin.model
-    elif origin is not None:
-        origin = type(origin)
-    # Devices deleted along with their user leave no row: it would point at a user
-    # who is being deleted in the same transaction.
-    if instance.confirmed and origin is Device:
-        log(
-            Kind.FACTOR_REMOVED,
-            user=instance.user_id,
-            channel=instance.default_channel,
-            destination=instance.masked_destination,
-        )
+def context(instance: Any) -> tuple[Any, HttpRequest | None]:
+    """``(actor, request)`` attached to ``instance``, or ``(None, None)``."""
+    found = getattr(instance, "_otp_auth_audit", None)
+    return found if isinstance(found, tuple) else (None, None)
 
 
 def connect() -> None:
-    """Connect the receivers above (from ``AppConfig.ready``)."""
+    """Connect the receiver above (from ``AppConfig.ready``). Factor rows are audited by
+    ``services.factors``, whose receivers also advance the epoch."""
     delivery_status_changed.connect(_on_delivery_status, dispatch_uid="otp_auth.audit.status")
-    post_save.connect(_on_device_saved, sender=Device, dispatch_uid="otp_auth.audit.device+")
-    post_delete.connect(_on_device_deleted, sender=Device, dispatch_uid="otp_auth.audit.device-")

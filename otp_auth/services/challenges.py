@@ -47,6 +47,7 @@ __all__ = [
     "issue_challenge",
     "resend_available_in",
     "resend_challenge",
+    "send_in_flow",
     "verify_challenge",
 ]
 
@@ -91,6 +92,7 @@ def issue_challenge(
     channel: str | None = None,
     request: HttpRequest | None = None,
     replaces: Challenge | None = None,
+    flow_id: str = "",
 ) -> Challenge:
     """Create a challenge for ``device`` and deliver its code.
 
@@ -101,6 +103,8 @@ def issue_challenge(
 
     ``replaces`` is the challenge this one takes over from (another device in the same
     login): its wrong attempts and sends carry over, so switching never buys guesses.
+    ``flow_id`` ties the challenge to a login flow; later sends of that flow go through
+    ``send_in_flow``.
     """
     channel = channel or device.default_channel
     if (
@@ -126,6 +130,7 @@ def issue_challenge(
         created_at=now,
         last_sent_at=now,
         send_count=replaces.send_count + 1 if replaces else 1,
+        flow_id=flow_id,
         expires_at=now + timedelta(seconds=app_settings.code_ttl(purpose, channel)),
         ip_address=client_ip(request),
         user_agent=user_agent(request),
@@ -389,6 +394,68 @@ def resend_challenge(
     _audit_send(challenge, None, request=request, first=False)
     challenge_issued.send(sender=Challenge, challenge=challenge, request=request, resend=True)
     return challenge
+
+
+def _locked_latest_in_flow(flow_id: str, user: Any) -> Challenge | None:
+    qs = Challenge.objects.filter(flow_id=flow_id, user_id=user.pk).order_by("-created_at", "-pk")
+    if connection.features.has_select_for_update_of:
+        qs = qs.select_for_update(of=("self",))
+    else:
+        qs = qs.select_for_update()
+    return qs.first()
+
+
+def send_in_flow(
+    flow_id: str,
+    *,
+    user: Any,
+    device: Device | None = None,
+    purpose: str = Purpose.LOGIN,
+    request: HttpRequest | None = None,
+) -> Challenge:
+    """The next code of a login flow: the one rule for resends and device switches.
+
+    A flow has at most one live challenge, and every new send (``device=None``: again to
+    the current device; else to ``device``) is judged against the flow's *latest*
+    challenge, whatever the client says is current: its lock, ``MAX_RESENDS`` and the
+    cooldown apply, its wrong attempts carry over. Under the latest row's lock, a switch
+    reserves its send there (the cooldown starts, the send is counted) and cancels every
+    pending code of the flow, then delivers after the commit: two racing switches give
+    one send, and replaying an older flow token re-opens nothing.
+    """
+    if not flow_id:
+        raise InvalidCodeError("unknown")
+    if device is None:
+        with transaction.atomic():
+            latest = _locked_latest_in_flow(flow_id, user)
+            public_id = latest.public_id if latest is not None else None
+        return resend_challenge(public_id, user=user, request=request)
+    now = _now()
+    with transaction.atomic():
+        latest = _locked_latest_in_flow(flow_id, user)
+        if latest is not None:
+            ensure_resendable(latest)
+            latest.last_sent_at = now
+            latest.send_count += 1
+            latest.save(update_fields=["last_sent_at", "send_count"])
+            superseded = list(Challenge.objects.pending().filter(flow_id=flow_id, user_id=user.pk))
+            Challenge.objects.filter(pk__in=[c.pk for c in superseded]).update(
+                status=ChallengeStatus.CANCELLED, code_hash=""
+            )
+    for challenge in superseded if latest is not None else []:
+        audit.record_challenge(challenge, [AuditEvent.Kind.CANCELLED])
+    carried = None
+    if latest is not None:
+        # The reservation above already counted this send on the latest challenge.
+        carried = Challenge(attempts=latest.attempts, send_count=latest.send_count - 1)
+    return issue_challenge(
+        user=user,
+        device=device,
+        purpose=purpose,
+        request=request,
+        replaces=carried,
+        flow_id=flow_id,
+    )
 
 
 def cancel_challenge(public_id: object, *, user: Any = None) -> bool:

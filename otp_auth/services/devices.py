@@ -19,9 +19,11 @@ from ..conf import app_settings
 from ..constants import ENROLL_SESSION_KEY, PHONE_CHANNELS, Channel, Purpose
 from ..exceptions import DeviceError, InvalidCodeError, InvalidDestinationError
 from ..models import Challenge, Device
+from . import audit
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
-from .factors import factor_added_hook, factor_removed_hook
-from .login import mark_verified
+from .factors import factor_added_hook, remove_factor
+from .login import gain_second_factor, mark_verified
+from .policy import has_any_factor
 
 __all__ = [
     "add_device",
@@ -132,9 +134,13 @@ def confirm_device(request: HttpRequest, user: Any, code: object) -> Device:
     raw = request.session.get(ENROLL_SESSION_KEY)
     if not isinstance(raw, dict):
         raise InvalidCodeError("unknown")
+    first = not has_any_factor(user)
     device, challenge = confirm_enrollment(user, raw.get("challenge_id"), code, request=request)
     request.session.pop(ENROLL_SESSION_KEY, None)
-    mark_verified(request, user, challenge)
+    if first:
+        gain_second_factor(request, user, challenge, factor="code")
+    else:
+        mark_verified(request, user, challenge)
     return device
 
 
@@ -154,16 +160,21 @@ def confirm_enrollment(
         raise InvalidCodeError("unknown")
     device.confirmed = True
     device.last_used_at = challenge.consumed_at
+    audit.attach(device, request=request)
     device.save(update_fields=["confirmed", "last_used_at"])
     factor_added_hook(request, user, device)
     return device, challenge
 
 
-def remove_device(user: Any, device_id: object, *, request: HttpRequest | None = None) -> None:
-    """Delete one of the user's devices. Callers require a fresh step-up first.
+def remove_device(
+    user: Any, device_id: object, *, request: HttpRequest | None = None, actor: Any = None
+) -> None:
+    """Delete one of the user's devices (``services.factors.remove_factor``). Callers
+    apply the factor-change policy first.
 
-    Removing a confirmed device ends the user's other sessions (all of them without a
-    ``request``), forgets remembered browsers and notifies the user.
+    Removing a confirmed device advances the user's security epoch: every other session,
+    token and flow ends (all of them without a ``request`` of the user's own), and the
+    user is notified. ``actor`` is the staff member acting, for the audit row.
     """
     try:
         pk = int(str(device_id))
@@ -171,9 +182,7 @@ def remove_device(user: Any, device_id: object, *, request: HttpRequest | None =
         raise DeviceError() from exc
     if not 0 < pk < 2**63:  # past a BIGINT the database raises instead of finding nothing
         raise DeviceError()
-    device = Device.objects.for_user(user).filter(pk=pk).first()
+    device = Device.objects.for_user(user).filter(pk=pk).select_related("user").first()
     if device is None:
         raise DeviceError()
-    device.delete()
-    if device.confirmed:
-        factor_removed_hook(request, user, device)
+    remove_factor(device, request=request, actor=actor)

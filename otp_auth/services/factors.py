@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
+from django.db.models.signals import post_delete, post_init, post_save
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,13 +23,14 @@ from ..conf import app_settings
 from ..exceptions import InvalidCodeError, OTPAuthError, RateLimitedError
 from ..models import AuditEvent, Device, RecoveryCode, RecoveryCodeSet, TOTPDevice, TrustedBrowser
 from ..signals import factor_added, factor_failed, factor_removed
-from . import audit, guard, lockout, notify, revocation, trusted
+from . import audit, epoch, guard, lockout, notify, trusted
 
 __all__ = [
     "Factor",
     "confirmed_totp_devices",
+    "connect",
     "factor_added_hook",
-    "factor_removed_hook",
+    "remove_factor",
     "has_confirmed_factor",
     "has_recovery_codes",
     "overview",
@@ -105,7 +107,7 @@ def overview(request: HttpRequest, user: Any) -> dict[str, Any]:
     remaining = code_set.codes.filter(used_at__isnull=True).count() if code_set else 0
     browsers: list[TrustedBrowser] = []
     if app_settings.TRUSTED_BROWSERS:
-        browsers = list(TrustedBrowser.objects.filter(user=user, expires_at__gt=timezone.now()))
+        browsers = trusted.valid_records(user)
     return {
         "authenticators": confirmed_totp_devices(user),
         "recovery_set": code_set,
@@ -141,12 +143,13 @@ def audit_factor(
     *,
     request: HttpRequest | None,
     reason: str = "",
+    actor: Any = None,
     **extra: Any,
 ) -> None:
     """One audit row about an authenticator app or recovery codes (sent-code devices are
     audited by ``services.audit``). Never a code or a seed: only names and counts."""
     detail = " ".join([f"factor={factor}", *(f"{k}={v}" for k, v in extra.items())])
-    audit.log(kind, user=user, request=request, reason=reason, detail=detail)
+    audit.log(kind, user=user, actor=actor, request=request, reason=reason, detail=detail)
 
 
 R = TypeVar("R")
@@ -205,25 +208,101 @@ def check_code(
     raise error
 
 
-def factor_added_hook(request: HttpRequest | None, user: Any, factor: Device | TOTPDevice) -> None:
-    """After a factor is confirmed: forget remembered browsers, tell the user, signal."""
-    trusted.forget_all(user)
-    if isinstance(factor, TOTPDevice):  # devices are audited by services.audit
-        audit_factor(AuditEvent.Kind.FACTOR_ADDED, user, "totp", request=request)
+def factor_added_hook(
+    request: HttpRequest | None, user: Any, factor: Device | TOTPDevice, *, actor: Any = None
+) -> None:
+    """After a service confirmed a factor: tell the user, signal. (The audit row and the
+    epoch advance come from the save itself, ``_on_factor_saved``.)"""
     notify.notify(user, "factor_added", request=request, factor=factor.label)
     factor_added.send(
         sender=type(factor), user=user, factor=factor, label=factor.label, request=request
     )
 
 
-def factor_removed_hook(
-    request: HttpRequest | None, user: Any, factor: Device | TOTPDevice
+def remove_factor(
+    factor: Device | TOTPDevice, *, request: HttpRequest | None = None, actor: Any = None
 ) -> None:
-    """After a factor is removed: end the user's other sessions, forget remembered
-    browsers, tell the user, signal."""
-    revocation.revoke_other_sessions(request, user)
-    trusted.forget_all(user)
-    if isinstance(factor, TOTPDevice):
-        audit_factor(AuditEvent.Kind.FACTOR_REMOVED, user, "totp", request=request)
-    notify.notify(user, "factor_removed", request=request, factor=factor.label)
-    factor_removed.send(sender=type(factor), user=user, label=factor.label, request=request)
+    """Delete a factor row the way every path must: audited (with the ``actor``, when
+    staff acted), the epoch advanced, the owner told, ``factor_removed`` sent. Callers
+    apply the factor-change policy first (``services.policy``)."""
+    user = factor.user
+    audit.attach(factor, actor=actor, request=request)
+    factor.delete()  # _on_factor_deleted audits and advances the epoch
+    if factor.confirmed:
+        notify.notify(user, "factor_removed", request=request, factor=factor.label)
+        factor_removed.send(sender=type(factor), user=user, label=factor.label, request=request)
+
+
+def _on_factor_deleted(sender: Any, *, instance: Device | TOTPDevice, **kw: Any) -> None:
+    """Any deletion of a confirmed factor, whatever the path (a service, the admin, a
+    shell's ``QuerySet.delete()``): one audit row and an epoch advance. A factor deleted
+    along with its user leaves nothing: the user is going."""
+    origin = kw.get("origin")
+    origin_model = origin.model if isinstance(origin, QuerySet) else type(origin)
+    if not instance.confirmed or (origin is not None and origin_model is not sender):
+        return
+    actor, request = audit.context(instance)
+    if isinstance(instance, TOTPDevice):
+        audit_factor(
+            AuditEvent.Kind.FACTOR_REMOVED, instance.user_id, "totp", request=request, actor=actor
+        )
+    else:
+        audit.log(
+            AuditEvent.Kind.FACTOR_REMOVED,
+            user=instance.user_id,
+            actor=actor,
+            request=request,
+            channel=instance.default_channel,
+            destination=instance.masked_destination,
+        )
+    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_REMOVED, request=request)
+    trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
+    if not has_confirmed_factor(instance.user):
+        # Recovery codes back up a factor; alone they would guard nothing at sign-in
+        # and yet stand in the way of adding a new factor.
+        from .recovery import delete_codes
+
+        delete_codes(instance.user, request=request, actor=actor)
+
+
+def _on_factor_loaded(sender: Any, *, instance: Device | TOTPDevice, **kw: Any) -> None:
+    # Through __dict__: a deferred field must not cost a query per row.
+    instance._otp_auth_was_confirmed = bool(instance.pk) and bool(  # type: ignore[union-attr]
+        instance.__dict__.get("confirmed", False)
+    )
+
+
+def _on_factor_saved(
+    sender: Any, *, instance: Device | TOTPDevice, created: bool, **kw: Any
+) -> None:
+    """A factor that became confirmed, whatever the path (a service, a shell, a fixture):
+    one audit row and an epoch advance. The service that confirmed it tells the user."""
+    was = getattr(instance, "_otp_auth_was_confirmed", False)
+    instance._otp_auth_was_confirmed = instance.confirmed  # type: ignore[union-attr]
+    if not instance.confirmed or (was and not created):
+        return
+    actor, request = audit.context(instance)
+    if isinstance(instance, TOTPDevice):
+        audit_factor(
+            AuditEvent.Kind.FACTOR_ADDED, instance.user_id, "totp", request=request, actor=actor
+        )
+    else:
+        audit.log(
+            AuditEvent.Kind.FACTOR_ADDED,
+            user=instance.user_id,
+            actor=actor,
+            request=request,
+            channel=instance.default_channel,
+            destination=instance.masked_destination,
+        )
+    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_ADDED, request=request)
+    trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
+
+
+def connect() -> None:
+    """Connect the receivers above (from ``AppConfig.ready``)."""
+    for model in (Device, TOTPDevice):
+        name = model.__name__
+        post_init.connect(_on_factor_loaded, sender=model, dispatch_uid=f"otp_auth.f0-{name}")
+        post_save.connect(_on_factor_saved, sender=model, dispatch_uid=f"otp_auth.f+-{name}")
+        post_delete.connect(_on_factor_deleted, sender=model, dispatch_uid=f"otp_auth.f--{name}")

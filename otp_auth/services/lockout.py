@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..exceptions import AccountLockedError, RateLimitedError
 from ..models import AuditEvent, Lockout
 from ..signals import account_locked, account_unlocked
-from . import audit, notify
+from . import audit, epoch, notify
 
 __all__ = [
     "acquire",
@@ -145,6 +145,10 @@ def announce(
     transaction, with the audit row written)."""
     owner = state.user if user is None else user
     disabled = started == AuditEvent.Kind.FACTOR_DISABLED
+    if disabled:
+        # A factor under attack: end everything that vouches for the account, the
+        # request's own session too (it was the guessing one).
+        epoch.advance(owner, reason=epoch.Reason.FACTOR_DISABLED, keep_current=False)
     account_locked.send(
         sender=Lockout, user=owner, lockout=state, disabled=disabled, request=request
     )
@@ -180,7 +184,17 @@ def unlock(
             detail=detail,
         )
     state.refresh_from_db()
+    # The actor's session is not the user's, so nothing of theirs is kept.
+    epoch.advance(state.user, reason=epoch.Reason.UNLOCKED, request=request)
     account_unlocked.send(
         sender=Lockout, user=state.user, lockout=state, actor=actor, request=request
     )
     return True
+
+
+def refuses_now(user_id: Any, now: datetime | None = None) -> bool:
+    """True while the user's codes would be refused (a lock, a disabled factor, or the
+    wait after refused codes): whatever skips the code step (a remembered browser) must
+    not skip this. One indexed read, no lock."""
+    state = Lockout.objects.filter(user_id=user_id).first()
+    return state is not None and refusal(state, now or timezone.now()) is not None

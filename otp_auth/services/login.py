@@ -27,6 +27,7 @@ from django.contrib.auth import (
 )
 from django.db.models import F
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from ..conf import app_settings
 from ..constants import (
@@ -37,17 +38,19 @@ from ..constants import (
     Purpose,
 )
 from ..exceptions import (
+    AccountLockedError,
     DeviceError,
     FlowExpiredError,
     InvalidCodeError,
+    RateLimitedError,
+    wait_text,
 )
 from ..models import Challenge, Device, TOTPDevice
-from . import revocation
+from . import epoch
 from .challenges import (
     cancel_challenge,
-    ensure_resendable,
     issue_challenge,
-    resend_challenge,
+    send_in_flow,
     verify_challenge,
 )
 from .factors import confirmed_totp_devices, has_recovery_codes, order_by_last_use
@@ -57,10 +60,12 @@ __all__ = [
     "cancel_login",
     "choose_factor",
     "complete_login",
+    "gain_second_factor",
     "get_pending_login",
     "is_session_verified",
     "mark_verified",
     "resend_login_code",
+    "session_expired",
     "start_login",
     "switch_device",
 ]
@@ -81,6 +86,10 @@ class PendingLogin:
     #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``) or "recovery".
     factor: str = "code"
     totp_id: int | None = None
+    #: The user's security epoch when the password was accepted.
+    epoch: int = 0
+    #: Why the default factor could not be used (a send limit), shown on the code page.
+    notice: str = ""
 
     def expired(self) -> bool:
         return time.time() - self.started_at > app_settings.LOGIN_TIMEOUT
@@ -147,15 +156,59 @@ def start_login(
         next_url=next_url,
         device_id=0,
         resume=resume,
+        epoch=epoch.current(user),
     )
-    first = order_by_last_use(devices, authenticators)[0]
+    ordered = order_by_last_use(devices, authenticators)
+    first = ordered[0]
     if isinstance(first, TOTPDevice):
         pending.factor, pending.totp_id = "totp", first.pk
     else:
-        challenge = issue_challenge(user=user, device=first, purpose=Purpose.LOGIN, request=request)
-        pending.challenge_id, pending.device_id = challenge.public_id, first.pk
+        try:
+            challenge = issue_challenge(
+                user=user,
+                device=first,
+                purpose=Purpose.LOGIN,
+                request=request,
+                flow_id=pending.flow_id,
+            )
+        except RateLimitedError as exc:
+            _fall_back(pending, exc, first, ordered)
+        else:
+            pending.challenge_id, pending.device_id = challenge.public_id, first.pk
     _store(request, pending)
     return pending
+
+
+def _fall_back(
+    pending: PendingLogin,
+    error: RateLimitedError,
+    device: Device,
+    ordered: list[Device | TOTPDevice],
+) -> None:
+    """The default device's sends are limited: offer the user's other factors instead
+    of refusing the sign-in, and say what is limited (someone who knows the password
+    cannot lock the owner out by spending the phone's send budget)."""
+    if isinstance(error, AccountLockedError) or error.retry_after is None:
+        raise error  # every factor is locked, not just this device's sends
+    others = [row for row in ordered if row is not device]
+    if not others and not has_recovery_codes(pending.user_id):
+        raise error
+    pending.notice = notice_for(device, error)
+    pending.device_id = device.pk
+    app = next((row for row in others if isinstance(row, TOTPDevice)), None)
+    if app is not None:
+        pending.factor, pending.totp_id = "totp", app.pk
+    elif has_recovery_codes(pending.user_id) and not others:
+        pending.factor = "recovery"
+    # else: stay on the device with no code sent; the page offers the other devices.
+
+
+def notice_for(device: Device, error: RateLimitedError) -> str:
+    """What the code page says when the default device's sends are limited."""
+    return _(
+        "No more codes can be sent to %(device)s for %(wait)s: too many were sent "
+        "recently. Use another way to sign in below."
+    ) % {"device": device.label, "wait": wait_text(max(int(error.retry_after or 1), 1))}
 
 
 def get_pending_login(request: HttpRequest) -> PendingLogin | None:
@@ -169,7 +222,9 @@ def get_pending_login(request: HttpRequest) -> PendingLogin | None:
     except TypeError:
         discard_pending(request)
         return None
-    if pending.expired():
+    if pending.expired() or not epoch.is_current(pending.user_id, pending.epoch):
+        # Too old, or the account changed since the password was accepted (a reset, a
+        # factor change, "sign out everywhere"): this flow vouches for nothing any more.
         discard_pending(request)
         raise FlowExpiredError()
     return pending
@@ -244,19 +299,66 @@ def mark_verified(
 
     It also counts as a fresh step-up (sensitive pages right after login need no second
     code), except with ``step_up=False``: a remembered browser proves no fresh factor.
-    ``ts`` and ``v`` let other sessions end this one later (``services.revocation``).
+    ``e`` (the security epoch) lets a later change to the account end this session
+    (``services.epoch``); ``at`` and ``seen`` serve the optional session lifetimes.
     """
     now = int(time.time())
+    value = epoch.current(user)
     request.session[VERIFIED_SESSION_KEY] = {
         "user": str(user.pk),
         "at": now,
         "device": challenge.device_id if challenge else None,
         "channel": challenge.channel if challenge else "",
         "factor": factor or ("code" if challenge else ""),
-        **revocation.stamp(),
+        "seen": now,
+        **epoch.session_stamp(value),
     }
     if step_up:
-        request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": now}
+        request.session[STEP_UP_SESSION_KEY] = {
+            "user": str(user.pk),
+            "at": now,
+            **epoch.session_stamp(value),
+        }
+
+
+def gain_second_factor(
+    request: HttpRequest, user: Any, challenge: Challenge | None, *, factor: str
+) -> None:
+    """A password-only session just confirmed its first factor: it now vouches for more
+    than before, so it gets a new key (no fixed session id carries over), then the mark."""
+    request.session.cycle_key()
+    mark_verified(request, user, challenge, factor=factor)
+
+
+def session_expired(request: HttpRequest, user: Any) -> bool:
+    """True when this verified session outlived ``VERIFIED_SESSION_MAX_AGE`` or sat idle
+    past ``VERIFIED_SESSION_IDLE_TIMEOUT`` (both off by default). No query: the times
+    live in the session, and the idle clock is written at most once a minute."""
+    max_age = app_settings.VERIFIED_SESSION_MAX_AGE
+    idle = app_settings.VERIFIED_SESSION_IDLE_TIMEOUT
+    if not max_age and not idle:
+        return False
+    marker = request.session.get(VERIFIED_SESSION_KEY)
+    if not isinstance(marker, dict) or marker.get("user") != str(user.pk):
+        return False
+    now = time.time()
+    verified_at = _number(marker.get("at"))
+    seen = _number(marker.get("seen", verified_at))
+    if (max_age and now - verified_at > max_age) or (idle and now - seen > idle):
+        return True
+    if idle and now - seen >= IDLE_WRITE_INTERVAL:
+        request.session[VERIFIED_SESSION_KEY] = {**marker, "seen": int(now)}
+    return False
+
+
+IDLE_WRITE_INTERVAL = 60
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def is_session_verified(request: HttpRequest, user: Any) -> bool:
@@ -268,8 +370,9 @@ def is_session_verified(request: HttpRequest, user: Any) -> bool:
 def switch_device(request: HttpRequest, device_id: object) -> Challenge:
     """Send the pending login's code to another confirmed device of the same user.
 
-    The old challenge is cancelled; the new one inherits its wrong attempts and send
-    count, and the resend cooldown applies.
+    Under the flow's one rule (``challenges.send_in_flow``): the old challenge is
+    cancelled, the new one inherits its wrong attempts and send count, and the resend
+    cooldown applies.
     """
     pending = get_pending_login(request)
     if pending is None:
@@ -278,19 +381,7 @@ def switch_device(request: HttpRequest, device_id: object) -> Challenge:
         device = Device.objects.confirmed().get(pk=int(str(device_id)), user_id=pending.user_id)
     except (Device.DoesNotExist, ValueError, TypeError) as exc:
         raise DeviceError() from exc
-    current = None
-    if pending.challenge_id:
-        current = Challenge.objects.filter(
-            public_id=pending.challenge_id, user_id=pending.user_id
-        ).first()
-        if current is None:
-            raise InvalidCodeError("unknown")
-    if current is not None:
-        ensure_resendable(current)  # another device is a resend there
-        cancel_challenge(pending.challenge_id)
-    challenge = issue_challenge(
-        user=device.user, device=device, purpose=Purpose.LOGIN, request=request, replaces=current
-    )
+    challenge = send_in_flow(pending.flow_id, user=device.user, device=device, request=request)
     pending.challenge_id = challenge.public_id
     pending.device_id = device.pk
     pending.factor, pending.totp_id = "code", None
@@ -354,9 +445,9 @@ def cancel_login(request: HttpRequest) -> None:
 def resend_login_code(request: HttpRequest) -> Challenge:
     """Resend the pending login's code (same challenge, new code, same attempt count)."""
     pending = get_pending_login(request)
-    if pending is None:
+    if pending is None or pending.factor != "code" or not pending.challenge_id:
         raise InvalidCodeError("unknown")
-    return resend_challenge(pending.challenge_id, user=_owner(pending), request=request)
+    return send_in_flow(pending.flow_id, user=_owner(pending), request=request)
 
 
 def _owner(pending: PendingLogin) -> Any:

@@ -14,9 +14,10 @@ The same four steps serve the HTML pages and the API:
    ``PASSWORD_RESET_SECOND_FACTOR`` (the default), a second proof independent of the
    device that got the reset code (an authenticator app, a recovery code or a code sent
    to another device), as NIST SP 800-63B-4 §4.2.2.2 asks of accounts with two factors.
-4. ``complete_reset`` sets a password that passes Django's validators. Then every
-   session of the user ends, pending codes and DRF tokens are revoked, remembered
-   browsers are forgotten, nobody is logged in, and the user is told.
+4. ``complete_reset`` sets a password that passes Django's validators. Then the user's
+   security epoch advances (``services.epoch``): every session, pending login, flow
+   token, DRF token, remembered browser and other reset of the user ends, pending codes
+   are cancelled, nobody is logged in, and the user is told.
 
 Limits: requests per account and per client address (``reset_per_account``,
 ``reset_per_ip``) and refused reset codes per account (``reset_failures_per_account``),
@@ -35,7 +36,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import FieldDoesNotExist
@@ -63,7 +63,7 @@ from ..models import AuditEvent, Challenge, Device, PasswordReset
 from ..providers import OTPMessage, provider_for_channel
 from ..signals import challenge_failed, password_reset_completed
 from ..utils import client_ip, user_agent
-from . import audit, guard, limits, notify, revocation, trusted
+from . import audit, epoch, guard, limits, notify, trusted
 from .challenges import (
     cancel_challenge,
     ensure_resendable,
@@ -432,7 +432,13 @@ def verify_reset(
     now = _now()
     expires = now + timedelta(seconds=app_settings.PASSWORD_RESET_GRANT_TTL)
     updated = PasswordReset.objects.filter(pk=reset.pk, status=Status.PENDING).update(
-        status=Status.VERIFIED, verified_at=now, grant_hash=_digest(grant), grant_expires_at=expires
+        status=Status.VERIFIED,
+        verified_at=now,
+        grant_hash=_digest(grant),
+        grant_expires_at=expires,
+        # The grant vouches for the account as it is now: any change to it (another
+        # reset, a password or factor change) ends the grant (``services.epoch``).
+        epoch=epoch.current(reset.user_id),
     )
     if not updated:  # superseded by a newer request while the code was checked
         raise InvalidCodeError("used")
@@ -498,6 +504,7 @@ def _granted(grant: object, *, lock: bool = False) -> PasswordReset:
         or reset.user_id is None
         or reset.grant_expires_at is None
         or reset.grant_expires_at <= _now()
+        or not epoch.is_current(reset.user_id, reset.epoch)
     ):
         raise ResetGrantError()
     return reset
@@ -650,11 +657,10 @@ def _revoke_everything(user: Any, *, keep: PasswordReset) -> None:
     Challenge.objects.pending().filter(user=user).update(
         status=ChallengeStatus.CANCELLED, code_hash=""
     )
-    revocation.revoke_other_sessions(None, user)
+    # Every session, pending login, flow token, DRF token, remembered browser and
+    # step-up of the user ends; nothing is kept, not even this request's session.
+    epoch.advance(user, reason=epoch.Reason.PASSWORD_RESET, keep_current=False)
     trusted.forget_all(user)
-    if apps.is_installed("rest_framework.authtoken"):
-        # Through the registry: the service layer never imports rest_framework.
-        apps.get_model("authtoken", "Token")._default_manager.filter(user=user).delete()
 
 
 def _notify(user: Any, request: HttpRequest | None) -> None:

@@ -22,16 +22,18 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.translation import gettext as _
 
 from ..conf import app_settings
 from ..exceptions import InvalidCodeError, OTPAuthError
 from ..models import AuditEvent, RecoveryCode, RecoveryCodeSet
 from ..signals import factor_verified, recovery_codes_generated
-from . import notify
+from . import epoch, notify
 from .factors import audit_factor, check_code
 
 __all__ = [
     "ALPHABET",
+    "delete_codes",
     "generate_codes",
     "normalize_recovery_code",
     "remaining_codes",
@@ -94,6 +96,7 @@ def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str
         code_set.created_at = now
         code_set.last_used_at = None
         code_set.save()
+    epoch.advance(user, reason=epoch.Reason.RECOVERY_CODES, request=request)
     audit_factor(
         AuditEvent.Kind.FACTOR_ADDED, user, "recovery_codes", request=request, count=len(codes)
     )
@@ -103,6 +106,21 @@ def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str
         sender=RecoveryCodeSet, user=user, count=len(codes), replaced=replaced, request=request
     )
     return codes
+
+
+def delete_codes(user: Any, *, request: HttpRequest | None = None, actor: Any = None) -> bool:
+    """Delete the user's recovery codes (the admin's "delete"): audited with ``actor``, the
+    epoch advanced, the user told. Callers apply the factor-change policy first. True if
+    there was a set."""
+    deleted, _kinds = RecoveryCodeSet.objects.filter(user_id=user.pk).delete()
+    if not deleted:
+        return False
+    audit_factor(
+        AuditEvent.Kind.FACTOR_REMOVED, user, "recovery_codes", request=request, actor=actor
+    )
+    epoch.advance(user, reason=epoch.Reason.FACTOR_REMOVED, request=request)
+    notify.notify(user, "factor_removed", request=request, factor=str(_("Recovery codes")))
+    return True
 
 
 def remaining_codes(user: Any) -> int:

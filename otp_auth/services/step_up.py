@@ -17,6 +17,7 @@ from ..conf import app_settings
 from ..constants import STEP_UP_SESSION_KEY, Purpose
 from ..exceptions import DeviceError, InvalidCodeError
 from ..models import Challenge
+from . import epoch
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
 from .login import confirmed_devices
 
@@ -32,13 +33,15 @@ _PENDING = "_otp_auth_step_up_pending"
 
 
 def has_recent_step_up(request: HttpRequest, user: Any, max_age: int | None = None) -> bool:
-    """True if ``user`` passed a second factor in this session within ``max_age`` seconds."""
+    """True if ``user`` passed a second factor in this session within ``max_age`` seconds,
+    under the account's current security epoch."""
     max_age = app_settings.STEP_UP_MAX_AGE if max_age is None else max_age
     stamp = request.session.get(STEP_UP_SESSION_KEY)
     return (
         isinstance(stamp, dict)
         and stamp.get("user") == str(user.pk)
         and time.time() - float(stamp.get("at", 0)) <= max_age
+        and epoch.is_current(user, stamp.get("e", 0))
     )
 
 
@@ -98,4 +101,8 @@ def complete_step_up_with_totp(
 
 
 def _stamp(request: HttpRequest, user: Any) -> None:
-    request.session[STEP_UP_SESSION_KEY] = {"user": str(user.pk), "at": int(time.time())}
+    request.session[STEP_UP_SESSION_KEY] = {
+        "user": str(user.pk),
+        "at": int(time.time()),
+        **epoch.session_stamp(epoch.current(user)),
+    }

@@ -27,7 +27,8 @@ from ..encryption import SeedDecryptionError, decrypt_seed, encrypt_seed
 from ..exceptions import DeviceError, InvalidCodeError, OTPAuthError
 from ..models import AuditEvent, TOTPDevice
 from ..signals import factor_verified
-from .factors import audit_factor, check_code, factor_added_hook, factor_removed_hook
+from . import audit
+from .factors import audit_factor, check_code, factor_added_hook, remove_factor
 
 __all__ = [
     "ENROLL_SESSION_KEY",
@@ -223,35 +224,37 @@ def confirm_enrollment(
     The code is consumed: it cannot be replayed to log in. Confirming the first factor
     also marks the session verified.
     """
-    from .factors import has_confirmed_factor
-    from .login import mark_verified
+    from .login import gain_second_factor
+    from .policy import has_any_factor
 
     pending = pending_enrollment(request, user)
     if pending is None:
         raise InvalidCodeError("unknown")
-    first = not has_confirmed_factor(user)
+    first = not has_any_factor(user)
     device = _check(user, code, device_id=pending.pk, confirmed=False, request=request)
     device.confirmed = True
     device.name = name.strip()[:64] or device.name
+    audit.attach(device, request=request)
     device.save(update_fields=["confirmed", "name"])
     request.session.pop(ENROLL_SESSION_KEY, None)
     if first:
-        mark_verified(request, user, None, factor="totp")
+        gain_second_factor(request, user, None, factor="totp")
     factor_added_hook(request, user, device)
     return device
 
 
-def remove_totp_device(user: Any, device_id: object, *, request: HttpRequest | None = None) -> None:
-    """Delete one of the user's authenticator apps. Callers require a fresh step-up."""
+def remove_totp_device(
+    user: Any, device_id: object, *, request: HttpRequest | None = None, actor: Any = None
+) -> None:
+    """Delete one of the user's authenticator apps (``services.factors.remove_factor``).
+    Callers apply the factor-change policy first."""
     try:
         pk = int(str(device_id))
     except ValueError as exc:
         raise DeviceError() from exc
     if not 0 < pk < 2**63:
         raise DeviceError()
-    device = TOTPDevice.objects.filter(user_id=user.pk, pk=pk).first()
+    device = TOTPDevice.objects.filter(user_id=user.pk, pk=pk).select_related("user").first()
     if device is None:
         raise DeviceError()
-    device.delete()
-    if device.confirmed:
-        factor_removed_hook(request, user, device)
+    remove_factor(device, request=request, actor=actor)

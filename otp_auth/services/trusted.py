@@ -2,11 +2,14 @@
 
 Off unless ``TRUSTED_BROWSERS`` is True. The browser gets a signed, HttpOnly, Secure,
 SameSite=Strict cookie holding 256 random bits; the database keeps only their SHA-256,
-the user, and a fingerprint of the user's password hash and confirmed factors. The
+the user, and a fingerprint of the user's password hash and security epoch. The
 cookie stops working when it expires, when the user forgets the browser (or all of
-them) on the devices page, when the password changes, and when any factor is added or
-removed. Staff and superusers are never remembered unless ``TRUSTED_BROWSER_STAFF`` is
-True. The client's IP address plays no part: a network is not a factor.
+them) on the devices page, and at any change to the account that advances the epoch
+(password, factors, "sign out everywhere", an unlock). It never skips a lock: while the
+user's codes are locked, disabled or in the wait after refused codes, the code step is
+asked as without it. Staff and superusers are never remembered unless
+``TRUSTED_BROWSER_STAFF`` is True. The client's IP address plays no part: a network is
+not a factor.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
-from ..models import Device, TOTPDevice, TrustedBrowser
+from ..models import TrustedBrowser
 from ..utils import user_agent
+from . import epoch, lockout
 
 __all__ = [
     "allowed_for",
@@ -33,6 +37,7 @@ __all__ = [
     "forget_cookie",
     "remember",
     "trusted_record",
+    "valid_records",
 ]
 
 SALT = "otp_auth.trusted-browser"
@@ -48,15 +53,9 @@ def allowed_for(user: Any) -> bool:
 
 
 def _fingerprint(user: Any) -> str:
-    """Changes whenever the password or the set of confirmed factors changes."""
-    factors = [
-        f"d{pk}" for pk in Device.objects.confirmed().for_user(user).values_list("pk", flat=True)
-    ]
-    factors += [
-        f"t{pk}"
-        for pk in TOTPDevice.objects.filter(user=user, confirmed=True).values_list("pk", flat=True)
-    ]
-    value = f"{user.pk}\x1f{user.password}\x1f{','.join(sorted(factors))}"
+    """Changes with the account's security epoch (and with the password hash, for a
+    password written without ``set_password``)."""
+    value = f"{user.pk}\x1f{user.password}\x1f{epoch.current(user)}"
     return salted_hmac(f"{SALT}.fingerprint", value, algorithm="sha256").hexdigest()
 
 
@@ -109,8 +108,9 @@ def trusted_record(request: HttpRequest, user: Any) -> TrustedBrowser | None:
     """The valid record that lets this browser skip the second factor for ``user``.
 
     ``None`` without a cookie, with a forged, expired or forgotten one, for another user,
-    after a password or factor change, or when the settings no longer allow it. A stale
-    record is deleted on sight.
+    after a change to the account (its security epoch), while the user's codes are
+    refused (lock, disabled factor, wait), or when the settings no longer allow it. A
+    stale record is deleted on sight.
     """
     if not allowed_for(user):
         return None
@@ -118,7 +118,7 @@ def trusted_record(request: HttpRequest, user: Any) -> TrustedBrowser | None:
     if token is None:
         return None
     record = TrustedBrowser.objects.filter(token_hash=_token_hash(token), user_id=user.pk).first()
-    if record is None:
+    if record is None or lockout.refuses_now(user.pk):
         return None
     now = timezone.now()
     fresh = hmac.compare_digest(record.fingerprint, _fingerprint(user))
@@ -128,6 +128,15 @@ def trusted_record(request: HttpRequest, user: Any) -> TrustedBrowser | None:
     record.last_used_at = now
     record.save(update_fields=["last_used_at"])
     return record
+
+
+def valid_records(user: Any) -> list[TrustedBrowser]:
+    """The user's remembered browsers that still work (not expired, current epoch)."""
+    return list(
+        TrustedBrowser.objects.filter(
+            user_id=user.pk, expires_at__gt=timezone.now(), fingerprint=_fingerprint(user)
+        )
+    )
 
 
 def current_record_id(request: HttpRequest, user: Any) -> int | None:

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient, APIRequestFactory  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 from otp_auth.api.credentials import (  # noqa: E402
+    epoch_claim,
     is_verified_token_key,
     make_verified_token_key,
 )
@@ -139,11 +140,12 @@ def test_session_credential_rotates_a_session_already_logged_in_as_the_user(user
 def issue_claims(*, request: Any, user: Any, verified: bool, factor: str) -> dict[str, Any]:
     """A stand-in for a JWT issuer: claims the test authentication below reads back."""
     amr = ["pwd", "mfa"] if verified else ["pwd"]
-    return {"access": f"{user.pk}:{','.join(amr)}"}
+    return {"access": f"{user.pk}:{','.join(amr)}:{epoch_claim(user)}"}
 
 
 class ClaimsAuthentication(BaseAuthentication):
-    """Reads the stand-in JWT: ``<user pk>:<amr,...>``; ``request.auth`` is the claims."""
+    """Reads the stand-in JWT: ``<user pk>:<amr,...>:<otp_epoch>``; ``request.auth`` is
+    the claims."""
 
     def authenticate(self, request: Any) -> Any:
         from django.contrib.auth import get_user_model
@@ -151,15 +153,19 @@ class ClaimsAuthentication(BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
-        pk, _, amr = header.removeprefix("Bearer ").partition(":")
-        return get_user_model().objects.get(pk=pk), {"amr": amr.split(",")}
+        pk, amr, otp_epoch = (header.removeprefix("Bearer ").split(":") + ["", ""])[:3]
+        claims = {"amr": amr.split(","), "otp_epoch": int(otp_epoch) if otp_epoch else None}
+        return get_user_model().objects.get(pk=pk), claims
 
 
 @override_settings(OTP_AUTH_API_CREDENTIAL="tests.api.test_credentials.issue_claims")
 def test_a_custom_issuer_adds_its_fields_and_amr_mfa_is_verified(api, user):
     response = verify(api, start(api))
     body = response.json()
-    assert body["credential"] == "custom" and body["access"] == f"{user.pk}:pwd,mfa"
+    assert (
+        body["credential"] == "custom"
+        and body["access"] == f"{user.pk}:pwd,mfa:{epoch_claim(user)}"
+    )
     assert not Token.objects.exists()
 
     class Protected(APIView):
@@ -174,6 +180,13 @@ def test_a_custom_issuer_adds_its_fields_and_amr_mfa_is_verified(api, user):
     assert view(factory.get("/", HTTP_AUTHORIZATION=f"Bearer {body['access']}")).data == "ok"
     password_only = factory.get("/", HTTP_AUTHORIZATION=f"Bearer {user.pk}:pwd")
     assert view(password_only).status_code == 403
+    without_epoch = factory.get("/", HTTP_AUTHORIZATION=f"Bearer {user.pk}:pwd,mfa")
+    assert view(without_epoch).status_code == 403
+
+    # A change to the account (here a password change) ends the claims as well.
+    user.set_password("a new password 8472")
+    user.save()
+    assert view(factory.get("/", HTTP_AUTHORIZATION=f"Bearer {body['access']}")).status_code == 403
 
 
 @override_settings(OTP_AUTH_API_CREDENTIAL="tests.api.test_credentials.missing_issuer")

@@ -19,6 +19,7 @@ from otp_auth.api.credentials import is_verified_token_key  # noqa: E402
 from otp_auth.constants import ChallengeStatus, Purpose  # noqa: E402
 from otp_auth.models import Challenge, Device  # noqa: E402
 from otp_auth.providers import locmem  # noqa: E402
+from otp_auth.services import epoch
 from otp_auth.services.api_flow import LoginFlow  # noqa: E402
 from tests.api.conftest import (  # noqa: E402
     CANCEL,
@@ -48,6 +49,7 @@ def flow_for(challenge_id: str, user) -> str:
         started_at=time.time(),
         factor="device:1",
         challenge_id=challenge_id,
+        epoch=epoch.current(user),
     ).token
 
 
