@@ -23,8 +23,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import include, path, reverse
 
 from otp_auth.checks import check_password_reset
-from otp_auth.constants import ChallengeStatus, Purpose
 from otp_auth.conf import app_settings
+from otp_auth.constants import ChallengeStatus, Purpose
 from otp_auth.models import AuditEvent, Challenge, Device, Lockout, PasswordReset, TrustedBrowser
 from otp_auth.password_reset_views import RESET_SESSION_KEY, django_password_reset_urls
 from otp_auth.providers import locmem

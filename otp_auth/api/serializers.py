@@ -198,6 +198,13 @@ class LoginChallengeSerializer(serializers.Serializer[Any]):
     resend_available_at = serializers.DateTimeField(allow_null=True)
     resends_left = serializers.IntegerField(allow_null=True)
     factors = FactorSerializer(many=True, help_text=_("The user's other factors, to switch to."))
+    notice = serializers.CharField(
+        allow_blank=True,
+        help_text=_(
+            "Empty, or why the default factor cannot be used now (its device cannot get "
+            "more codes for a while): show it, and offer the other factors."
+        ),
+    )
 
 
 class EnrollmentSerializer(ChallengeSerializer):

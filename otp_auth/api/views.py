@@ -161,6 +161,7 @@ def _login_challenge(flow: api_flow.LoginFlow, challenge: Challenge | None) -> d
         "resend_available_at": None,
         "resends_left": None,
         "factors": [f for f in factors if f.key != flow.factor],
+        "notice": flow.notice,
     }
     if sent is not None:
         last_sent = sent.last_sent_at or sent.created_at

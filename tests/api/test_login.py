@@ -78,6 +78,7 @@ def test_password_step_returns_a_challenge_and_no_credential(api, make_user, out
         "resend_available_at",
         "resends_left",
         "factors",
+        "notice",
     }
     assert "token" not in body and not Token.objects.exists()
     assert body["factor"] == f"device:{phone.pk}" and body["kind"] == "code"
