@@ -164,6 +164,10 @@ class Challenge(models.Model):
     provider_reference = models.CharField(_("provider reference"), max_length=128, blank=True)
     delivery_status = models.CharField(_("delivery status"), max_length=32, blank=True)
     failure_reason = models.CharField(_("failure reason"), max_length=64, blank=True)
+    # Hosted-verify checks reserved under the row lock and not yet recorded: the vendor is
+    # asked with no lock held (see ``services.challenges``). Stale after ``checks_due_by``.
+    checks_in_flight = models.PositiveSmallIntegerField(default=0, editable=False)
+    checks_due_by = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ChallengeQuerySet.as_manager()
 
@@ -338,6 +342,10 @@ class Lockout(models.Model):
     last_failure_at = models.DateTimeField(_("last refused code"), null=True, blank=True)
     locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
     disabled_at = models.DateTimeField(_("disabled since"), null=True, blank=True)
+    # The user's hosted-verify checks under way, which new checks count as refusals to
+    # come (``services.lockout.refusal``). Stale after ``checks_due_by``.
+    checks_in_flight = models.PositiveSmallIntegerField(default=0, editable=False)
+    checks_due_by = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("second-factor lockout")
