@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .constants import PHONE_CHANNELS, ChallengeStatus, Channel, Purpose
 from .crypto import generate_public_id, mask_email, mask_phone
+from .useragent import describe
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -484,7 +485,8 @@ class TrustedBrowser(models.Model):
         indexes = [models.Index(fields=["expires_at"], name="otp_auth_trusted_exp_idx")]
 
     def __str__(self) -> str:
-        return self.user_agent[:60] or str(_("Browser"))
+        # Shown to the user on the devices page: the product names, never the header.
+        return describe(self.user_agent)
 
 
 class SessionRevocation(models.Model):
