@@ -83,7 +83,7 @@ def _first(patterns: tuple[tuple[re.Pattern[str], str], ...], header: str) -> st
 
 
 def describe(header: object) -> str:
-    """"Firefox on Windows", "Safari on iOS", "Chrome", or "an unknown browser"."""
+    """The product names only: "Firefox on Windows", "Chrome", or "an unknown browser"."""
     if not isinstance(header, str) or not header:
         return _("an unknown browser")
     header = header[:_MAX_LENGTH]
