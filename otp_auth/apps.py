@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,3 +17,10 @@ class OtpAuthConfig(AppConfig):
         from .services import audit
 
         audit.connect()  # audit rows for device and delivery-status events
+        if apps.is_installed("django.contrib.admin") and apps.is_installed(
+            "rest_framework.authtoken"
+        ):
+            # DRF's own token admin lists keys in clear; only then is DRF imported.
+            from .api import admin as api_admin
+
+            api_admin.install()
