@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -19,3 +19,10 @@ class OtpAuthConfig(AppConfig):
         audit.connect()  # audit rows for device and delivery-status events
         factors.connect()  # any deletion of a factor is audited and advances the epoch
         epoch.connect()  # a password change or deactivation advances the epoch
+        if apps.is_installed("django.contrib.admin") and apps.is_installed(
+            "rest_framework.authtoken"
+        ):
+            # DRF's own token admin lists keys in clear; only then is DRF imported.
+            from .api import admin as api_admin
+
+            api_admin.install()

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .constants import PHONE_CHANNELS, ChallengeStatus, Channel, Purpose
 from .crypto import generate_public_id, mask_email, mask_phone
+from .useragent import describe
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -167,6 +168,10 @@ class Challenge(models.Model):
     # The login flow this code belongs to ("" outside a login): every send of one flow is
     # judged against the flow's latest challenge (``services.challenges.send_in_flow``).
     flow_id = models.CharField(_("login flow"), max_length=32, blank=True, editable=False)
+    # Hosted-verify checks reserved under the row lock and not yet recorded: the vendor is
+    # asked with no lock held (see ``services.challenges``). Stale after ``checks_due_by``.
+    checks_in_flight = models.PositiveSmallIntegerField(default=0, editable=False)
+    checks_due_by = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = ChallengeQuerySet.as_manager()
 
@@ -347,6 +352,10 @@ class Lockout(models.Model):
     last_failure_at = models.DateTimeField(_("last refused code"), null=True, blank=True)
     locked_until = models.DateTimeField(_("locked until"), null=True, blank=True)
     disabled_at = models.DateTimeField(_("disabled since"), null=True, blank=True)
+    # The user's hosted-verify checks under way, which new checks count as refusals to
+    # come (``services.lockout.refusal``). Stale after ``checks_due_by``.
+    checks_in_flight = models.PositiveSmallIntegerField(default=0, editable=False)
+    checks_due_by = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("second-factor lockout")
@@ -485,7 +494,8 @@ class TrustedBrowser(models.Model):
         indexes = [models.Index(fields=["expires_at"], name="otp_auth_trusted_exp_idx")]
 
     def __str__(self) -> str:
-        return self.user_agent[:60] or str(_("Browser"))
+        # Shown to the user on the devices page: the product names, never the header.
+        return describe(self.user_agent)
 
 
 class SecurityEpoch(models.Model):

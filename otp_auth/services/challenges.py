@@ -3,7 +3,9 @@
 Verification runs in a transaction with the challenge row locked (``SELECT ... FOR
 UPDATE``), so two correct submissions at once give exactly one success and N wrong ones
 add exactly N failures. State changes are committed before an error is raised, so a
-refused code still counts.
+refused code still counts. No lock is held across a network call: a hosted-verify
+check reserves its attempt under the lock, asks the vendor after the commit, and
+records the answer under the lock again; sends happen outside any transaction.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,12 +35,12 @@ from ..exceptions import (
     ResendLimitError,
     ResendTooSoonError,
 )
-from ..models import AuditEvent, Challenge, Device
+from ..models import AuditEvent, Challenge, Device, Lockout
 from ..providers import get_provider, provider_for_channel
 from ..providers.routing import Attempt
 from ..signals import challenge_failed, challenge_issued, challenge_locked, challenge_verified
 from ..utils import client_ip, user_agent
-from . import audit, delivery, guard, lockout
+from . import audit, delivery, guard, limits, lockout
 
 logger = logging.getLogger("otp_auth")
 
@@ -156,6 +159,15 @@ def issue_challenge(
     return challenge
 
 
+@dataclass
+class _Verdict:
+    """What a check came to: ``error`` is ``None`` for an accepted code."""
+
+    error: OTPAuthError | None = None
+    locked_now: bool = False
+    lock_started: str | None = None
+
+
 def verify_challenge(
     public_id: object,
     code: object,
@@ -175,60 +187,234 @@ def verify_challenge(
     ``counts_toward_lockout=False`` is for codes that anyone may have sent to a user (a
     password reset): a lock in force still refuses them, but their outcome neither adds
     to nor clears the user's refused codes in a row, so strangers cannot lock an account.
+
+    A code that only a hosted-verify vendor can judge is checked in three steps, so that
+    no row lock is held across the vendor's HTTP call: reserve (under the locks, the
+    same checks, then one attempt counted and the check marked in flight; committed),
+    ask the vendor (outside any transaction), record the answer (under the locks again).
     """
     normalized = normalize_code(code)
-    now = _now()
-    error: OTPAuthError | None = None
-    locked_now = False
-    lock_started: str | None = None
     reservation = guard.before_verify(request, user=user)
+    state: Lockout | None = None
     with transaction.atomic():
+        now = _now()
         challenge = _locked_challenge(public_id)
-        if (
-            challenge is None
-            or challenge.purpose != purpose
-            or (user is not None and challenge.user_id != user.pk)
-        ):
-            challenge = None
-            error = InvalidCodeError("unknown")
-        elif challenge.status == ChallengeStatus.LOCKED:
-            error = ChallengeLockedError()
-        elif challenge.status != ChallengeStatus.PENDING:
-            reason = "used" if challenge.status == ChallengeStatus.VERIFIED else challenge.status
-            error = InvalidCodeError(reason)
-        elif challenge.is_expired(now):
-            challenge.status = ChallengeStatus.EXPIRED
-            challenge.save(update_fields=["status"])
-            error = InvalidCodeError("expired")
-        elif (error := lockout.refusal(state := lockout.acquire(challenge.user_id), now)) is None:
-            # The user's Lockout row stays locked to the end: parallel checks of any of the
-            # user's challenges take their turn against one budget of refused codes.
-            matched = normalized is not None and _code_matches(challenge, normalized)
-            if matched is None:
-                # The hosted-verify vendor could not judge the code: refuse it without
-                # counting an attempt, so an outage cannot lock anyone out.
-                error = InvalidCodeError("provider_error")
-            elif matched:
-                challenge.status = ChallengeStatus.VERIFIED
-                challenge.consumed_at = now
-                challenge.code_hash = ""
-                challenge.save(update_fields=["status", "consumed_at", "code_hash"])
-                if challenge.device_id:
-                    Device.objects.filter(pk=challenge.device_id).update(last_used_at=now)
-                if counts_toward_lockout:
-                    lockout.record_success(state)
+        verdict: _Verdict | None = _Verdict(_admission(challenge, purpose, user, now))
+        if verdict is not None and verdict.error is None:
+            assert challenge is not None
+            # The user's Lockout row stays locked to the end of the step: parallel checks
+            # of any of the user's challenges take their turn against one budget.
+            state = lockout.acquire(challenge.user_id)
+            verdict = _judge_or_reserve(
+                challenge, state, normalized, now, counts_toward_lockout=counts_toward_lockout
+            )
+    if verdict is None:
+        # Reserved and committed: the vendor is asked with no row locked.
+        assert challenge is not None and normalized is not None
+        try:
+            matched = _code_matches(challenge, normalized)
+        except Exception:
+            # Not a vendor's answer but a fault (a provider bug): the attempt stays
+            # counted, the place in flight is given back, and the error propagates.
+            _abandon(challenge, counts_toward_lockout=counts_toward_lockout)
+            raise
+        with transaction.atomic():
+            now = _now()
+            challenge = _locked_challenge(challenge.public_id)
+            if challenge is None:  # deleted meanwhile, with its user
+                verdict, state = _Verdict(InvalidCodeError("unknown")), None
             else:
+                state = lockout.acquire(challenge.user_id)
                 if counts_toward_lockout:
-                    lock_started = lockout.record_failure(state, now)
-                challenge.attempts += 1
-                if challenge.attempts >= challenge.max_attempts:
-                    challenge.status = ChallengeStatus.LOCKED
-                    challenge.code_hash = ""
-                    locked_now = True
-                    error = ChallengeLockedError()
-                else:
-                    error = InvalidCodeError("malformed" if normalized is None else "wrong")
-                challenge.save(update_fields=["attempts", "status", "code_hash"])
+                    lockout.end_check(state, now)
+                verdict = _record(
+                    challenge,
+                    state,
+                    matched,
+                    now,
+                    reserved=True,
+                    malformed=False,
+                    counts_toward_lockout=counts_toward_lockout,
+                )
+    return _report(challenge, state, verdict, user=user, request=request, reservation=reservation)
+
+
+def _abandon(challenge: Challenge, *, counts_toward_lockout: bool) -> None:
+    with transaction.atomic():
+        now = _now()
+        row = _locked_challenge(challenge.public_id)
+        if row is not None:
+            row.checks_in_flight = max(_checks_in_flight(row, now) - 1, 0)
+            row.save(update_fields=["checks_in_flight"])
+            if counts_toward_lockout:
+                lockout.end_check(lockout.acquire(row.user_id), now)
+
+
+def _admission(
+    challenge: Challenge | None, purpose: str, user: Any, now: datetime
+) -> OTPAuthError | None:
+    """Why ``challenge`` takes no code at all, or ``None`` (on the locked row)."""
+    if challenge is None or challenge.purpose != purpose:
+        return InvalidCodeError("unknown")
+    if user is not None and challenge.user_id != user.pk:
+        return InvalidCodeError("unknown")
+    if challenge.status != ChallengeStatus.PENDING:
+        return _closed(challenge)
+    if challenge.is_expired(now):
+        challenge.status = ChallengeStatus.EXPIRED
+        challenge.save(update_fields=["status"])
+        return InvalidCodeError("expired")
+    return None
+
+
+def _closed(challenge: Challenge) -> OTPAuthError:
+    """The refusal for a challenge that is no longer pending."""
+    if challenge.status == ChallengeStatus.LOCKED:
+        return ChallengeLockedError()
+    reason = "used" if challenge.status == ChallengeStatus.VERIFIED else challenge.status
+    return InvalidCodeError(reason)
+
+
+def _checks_in_flight(challenge: Challenge, now: datetime) -> int:
+    """Hosted checks of ``challenge`` not yet recorded (0 once stale)."""
+    if challenge.checks_due_by is None or challenge.checks_due_by <= now:
+        return 0
+    return challenge.checks_in_flight
+
+
+def _reservation_seconds() -> float:
+    """How long a reserved hosted check may stay unrecorded before it is stale (its
+    worker died): longer than any HTTP exchange with the vendor can take."""
+    return max(60.0, 2 * (app_settings.HTTP_CONNECT_TIMEOUT + app_settings.HTTP_READ_TIMEOUT))
+
+
+def _judge_or_reserve(
+    challenge: Challenge,
+    state: Lockout,
+    normalized: str | None,
+    now: datetime,
+    *,
+    counts_toward_lockout: bool,
+) -> _Verdict | None:
+    """On the locked rows of a pending challenge: the verdict of a code judged here, or
+    ``None`` once a hosted check is reserved (the caller then asks the vendor)."""
+    if challenge.attempts >= challenge.max_attempts:
+        # Every attempt left is out with the vendor: whatever they turn out to be, this
+        # code can no longer be accepted (counted attempts include those in flight). A
+        # stale reservation (its worker died) stays counted, and the challenge locks.
+        if not _checks_in_flight(challenge, now):
+            challenge.status = ChallengeStatus.LOCKED
+            challenge.code_hash = ""
+            challenge.save(update_fields=["status", "code_hash"])
+        return _Verdict(ChallengeLockedError())
+    error = lockout.refusal(state, now)
+    if error is not None:
+        return _Verdict(error)
+    if normalized is not None and get_provider(challenge.provider_alias).hosted_verify:
+        due_by = now + timedelta(seconds=_reservation_seconds())
+        challenge.attempts += 1
+        challenge.checks_in_flight = _checks_in_flight(challenge, now) + 1
+        challenge.checks_due_by = max(due_by, challenge.checks_due_by or due_by)
+        challenge.save(update_fields=["attempts", "checks_in_flight", "checks_due_by"])
+        if counts_toward_lockout:
+            lockout.begin_check(state, now, due_by)
+        return None
+    matched = normalized is not None and _code_matches(challenge, normalized)
+    return _record(
+        challenge,
+        state,
+        matched,
+        now,
+        reserved=False,
+        malformed=normalized is None,
+        counts_toward_lockout=counts_toward_lockout,
+    )
+
+
+def _record(
+    challenge: Challenge,
+    state: Lockout,
+    matched: bool | None,
+    now: datetime,
+    *,
+    reserved: bool,
+    malformed: bool,
+    counts_toward_lockout: bool,
+) -> _Verdict:
+    """Apply a judged code to the locked rows.
+
+    ``reserved``: the attempt was counted when the hosted check was reserved. A right
+    code consumes a challenge that is still pending, once; a right code that finds it
+    consumed or cancelled meanwhile is refused like any code then. A wrong code keeps
+    its counted attempt, counts toward the lockout and locks the challenge once the last
+    attempt is in and no other check is still out. An unanswered check (``matched`` is
+    ``None``: vendor error or timeout) gives its attempt back and counts nowhere, so an
+    outage cannot lock anyone out.
+    """
+    verdict = _Verdict()
+    if reserved:
+        challenge.checks_in_flight = max(_checks_in_flight(challenge, now) - 1, 0)
+        if not challenge.checks_in_flight:
+            challenge.checks_due_by = None
+    if matched is None or (matched and challenge.status != ChallengeStatus.PENDING):
+        if reserved:
+            challenge.attempts = max(challenge.attempts - 1, 0)
+        if matched is None:
+            verdict.error = InvalidCodeError("provider_error")
+        else:
+            verdict.error = _closed(challenge)
+    elif matched:
+        if reserved:
+            challenge.attempts = max(challenge.attempts - 1, 0)
+        challenge.status = ChallengeStatus.VERIFIED
+        challenge.consumed_at = now
+        challenge.code_hash = ""
+        if challenge.device_id:
+            Device.objects.filter(pk=challenge.device_id).update(last_used_at=now)
+        if counts_toward_lockout:
+            lockout.record_success(state)
+    else:
+        if not reserved:
+            challenge.attempts += 1
+        if counts_toward_lockout:
+            verdict.lock_started = lockout.record_failure(state, now)
+        if (
+            challenge.status == ChallengeStatus.PENDING
+            and challenge.attempts >= challenge.max_attempts
+            and not challenge.checks_in_flight
+        ):
+            challenge.status = ChallengeStatus.LOCKED
+            challenge.code_hash = ""
+            verdict.locked_now = True
+        if challenge.status == ChallengeStatus.LOCKED:
+            verdict.error = ChallengeLockedError()
+        else:
+            verdict.error = InvalidCodeError("malformed" if malformed else "wrong")
+    challenge.save(
+        update_fields=[
+            "attempts",
+            "status",
+            "consumed_at",
+            "code_hash",
+            "checks_in_flight",
+            "checks_due_by",
+        ]
+    )
+    return verdict
+
+
+def _report(
+    challenge: Challenge | None,
+    state: Lockout | None,
+    verdict: _Verdict,
+    *,
+    user: Any,
+    request: HttpRequest | None,
+    reservation: limits.Reservation,
+) -> Challenge:
+    """After the transaction: return the accepted challenge, or audit, signal and raise
+    the refusal (and announce a lock that this refusal started)."""
+    error = verdict.error
     if error is None:
         assert challenge is not None
         reservation.release()  # an accepted code is not a failure from this address
@@ -241,12 +427,14 @@ def verify_challenge(
     if isinstance(error, RateLimitedError):
         raise guard.refused(error, user=user, challenge=challenge, request=request)
     challenge_failed.send(sender=Challenge, challenge=challenge, reason=reason, request=request)
-    _audit_refusal(challenge, reason, locked_now, lock_started, user=user, request=request)
-    if locked_now:
+    _audit_refusal(
+        challenge, reason, verdict.locked_now, verdict.lock_started, user=user, request=request
+    )
+    if verdict.locked_now:
         challenge_locked.send(sender=Challenge, challenge=challenge, request=request)
-    if lock_started:
-        assert challenge is not None
-        lockout.announce(state, lock_started, user=challenge.user, request=request)
+    if verdict.lock_started:
+        assert challenge is not None and state is not None
+        lockout.announce(state, verdict.lock_started, user=challenge.user, request=request)
     raise error
 
 

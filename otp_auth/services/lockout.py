@@ -7,9 +7,12 @@ seconds; every ``LOCKOUT_THRESHOLD`` refusals lock the second factor for
 ``LOCKOUT_DURATION`` (doubling each time, up to a day); at ``DISABLE_THRESHOLD`` it stays
 disabled until an administrator unlocks it.
 
-``verify_challenge`` locks the user's ``Lockout`` row for the whole check, so parallel
+``verify_challenge`` locks the user's ``Lockout`` row while it judges a code, so parallel
 requests, even on different challenges, are judged one after the other against one
-budget: no code is looked at once the limit is reached.
+budget: no code is looked at once the limit is reached. A hosted-verify check asks the
+vendor with no lock held: it first reserves its place (``begin_check``), and until its
+outcome is recorded every other check counts it as a refusal to come (``refusal``), so
+the vendor never judges a code that the one-at-a-time order would have refused.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from . import audit, epoch, notify
 
 __all__ = [
     "acquire",
+    "begin_check",
+    "checks_in_flight",
     "delay_after",
+    "end_check",
     "ensure_unlocked",
     "lock_seconds",
     "record_failure",
@@ -100,14 +106,52 @@ def acquire(user_id: Any) -> Lockout:
 
 def refusal(state: Lockout, now: datetime) -> RateLimitedError | None:
     """Why no code may be checked now (lock, disabled factor, or the wait after the last
-    refusal), or ``None``."""
+    refusal), or ``None``.
+
+    Hosted checks still under way count as refusals to come: a code is refused (wait a
+    second) when, had they all failed, it would have had to wait or met a lock."""
     error: RateLimitedError | None = _lock_error(state, now)
     if error is None and state.last_failure_at is not None:
         wait = delay_after(state.failures)
         ready = state.last_failure_at + timedelta(seconds=wait)
         if wait and ready > now:
             error = RateLimitedError(_wait(ready, now), limit="verify_delay")
+    pending = checks_in_flight(state, now)
+    if error is None and pending and _would_stop(state.failures, pending):
+        error = RateLimitedError(1, limit="verify_delay")
     return error
+
+
+def _would_stop(failures: int, pending: int) -> bool:
+    projected = failures + pending
+    return (
+        projected >= app_settings.DISABLE_THRESHOLD
+        or delay_after(projected) > 0
+        or any(lock_seconds(n) for n in range(failures + 1, projected + 1))
+    )
+
+
+def checks_in_flight(state: Lockout, now: datetime) -> int:
+    """Hosted checks of the user reserved and not yet recorded (0 once they are stale:
+    a worker that died mid-check must not block the user for long)."""
+    if state.checks_due_by is None or state.checks_due_by <= now:
+        return 0
+    return state.checks_in_flight
+
+
+def begin_check(state: Lockout, now: datetime, due_by: datetime) -> None:
+    """Reserve a place for one hosted check on the locked row."""
+    state.checks_in_flight = checks_in_flight(state, now) + 1
+    state.checks_due_by = max(due_by, state.checks_due_by or due_by)
+    state.save(update_fields=["checks_in_flight", "checks_due_by"])
+
+
+def end_check(state: Lockout, now: datetime) -> None:
+    """Give back the place of a hosted check whose outcome is being recorded."""
+    state.checks_in_flight = max(checks_in_flight(state, now) - 1, 0)
+    if not state.checks_in_flight:
+        state.checks_due_by = None
+    state.save(update_fields=["checks_in_flight", "checks_due_by"])
 
 
 def record_failure(state: Lockout, now: datetime) -> str | None:

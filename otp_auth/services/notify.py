@@ -3,8 +3,10 @@ or used, the password changed or reset, and sign-ins paused after repeated wrong
 
 They go to the account's email address and to every confirmed email device, so a user
 whose phone was taken over still hears about it. Messages name the event, the time and
-the masked factor; never a code, a seed or a full phone number. A failed send is logged
-and never breaks the action that triggered it.
+the masked factor; never a code, a seed or a full phone number. The browser is named
+from a fixed list of products ("Firefox on Windows", ``otp_auth.useragent``), never by
+quoting the ``User-Agent`` header, which whoever triggered the message wrote. A failed
+send is logged and never breaks the action that triggered it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import Device
+from ..useragent import describe
 from ..utils import client_ip, user_agent
 
 __all__ = ["EVENTS", "notification_addresses", "notify"]
@@ -65,13 +68,17 @@ def notify(user: Any, event: str, *, request: HttpRequest | None = None, **conte
     recipients = notification_addresses(user)
     if not recipients:
         return 0
+    # Templates get the short description under both names: the header never reaches
+    # them, so an overridden template cannot quote it either.
+    browser = describe(user_agent(request)) if request is not None else ""
     values = {
         "user": user,
         "site_name": app_settings.SITE_NAME,
         "when": timezone.now(),
         "ip_address": client_ip(request),
-        "user_agent": user_agent(request),
         **context,
+        "browser": browser,
+        "user_agent": browser,
     }
     base = "otp_auth/notifications"
     subject = " ".join(render_to_string(f"{base}/{event}_subject.txt", values).split())
