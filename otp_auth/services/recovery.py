@@ -40,6 +40,7 @@ from .factors import audit_factor, check_code
 
 __all__ = [
     "ALPHABET",
+    "RecoveryCodes",
     "generate_codes",
     "key_ids",
     "normalize_recovery_code",
@@ -89,13 +90,24 @@ def key_ids() -> list[str]:
     return [recovery_key_id(secret) for secret in secret_keys()]
 
 
+class RecoveryCodes(list[str]):
+    """The codes of a new set, as a list whose ``repr`` does not show them.
+
+    They are shown once, on a page: Django's template engine logs the whole context at
+    DEBUG when a variable lookup fails, and error reports print local variables.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} recovery codes>"
+
+
 def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str]:
     """A new set of ``RECOVERY_CODE_COUNT`` codes; any earlier set stops working.
 
     The codes are returned once, to be shown once; only their hashes are kept.
     Regenerating an existing set notifies the user. Callers require a fresh step-up.
     """
-    codes = [_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT)]
+    codes = RecoveryCodes(_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT))
     now = _now()
     with transaction.atomic():
         code_set, created = RecoveryCodeSet.objects.select_for_update().get_or_create(

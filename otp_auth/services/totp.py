@@ -15,7 +15,7 @@ own; ``otp_auth_rotate_keys`` moves the rest.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -103,11 +103,15 @@ def pending_enrollment(request: HttpRequest, user: Any) -> TOTPDevice | None:
 
 @dataclass(frozen=True)
 class Provisioning:
-    """What the setup page shows. Never logged, never stored."""
+    """What the setup page shows. Never logged, never stored.
 
-    uri: str
-    secret: str  # Base32, in groups of four for typing
-    qr_svg: str  # inline <svg>, drawn here: no outside service sees the seed
+    Its ``repr`` shows none of it: Django's template engine logs the whole context at
+    DEBUG when a variable lookup fails, and error reports print local variables.
+    """
+
+    uri: str = field(repr=False)
+    secret: str = field(repr=False)  # Base32, in groups of four for typing
+    qr_svg: str = field(repr=False)  # inline <svg>, drawn here: no outside service sees it
 
 
 def issuer_name(request: HttpRequest | None) -> str:
