@@ -62,7 +62,7 @@ def test_every_route_is_listed():
 def test_the_secret_fields_are_hidden_from_error_reports(client, user, name):
     login_fully(client)  # signed in with a second factor just now: no page turns us away
     pattern = next(p for p in routes() if p.name == name)
-    kwargs = {key: 1 for key in pattern.pattern.converters}
+    kwargs = dict.fromkeys(pattern.pattern.converters, 1)
     fields = SECRET_FIELDS[name]
     sentinel = {field: f"secret-{field}-value" for field in fields}
 
