@@ -345,6 +345,77 @@ def check_factors(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
+@register(Tags.database)
+def check_key_rotation(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Rows that need an older key (run with ``check --database``, and by ``migrate``).
+
+    ``otp_auth.W031``: seeds or recovery codes need a key kept only as a fallback (or
+    may, for rows written before key ids were recorded): removing it now would make them
+    unusable. ``otp_auth.W032``: some already need a key no longer configured. One
+    grouped query per table, on the indexed key ids stored with each row. Sent codes,
+    which live minutes, are counted by ``otp_auth_rotate_keys`` only: counting them here
+    would scan the challenge history.
+    """
+    from django.db import DatabaseError, router, transaction
+
+    from .models import RecoveryCodeSet, TOTPDevice
+    from .services import keys
+
+    try:
+        app_settings.SEED_ENCRYPTION_KEYS  # noqa: B018 - validates the value
+    except ImproperlyConfigured:
+        return []  # reported as otp_auth.E007 by check_factors
+    work = [
+        (
+            "authenticator seed(s)",
+            TOTPDevice,
+            keys.seed_counts,
+            "run `manage.py otp_auth_rotate_keys`",
+        ),
+        (
+            "recovery-code set(s)",
+            RecoveryCodeSet,
+            keys.recovery_code_counts,
+            "keep the key until they are used up or regenerated",
+        ),
+    ]
+    messages: list[CheckMessage] = []
+    for alias in databases or []:
+        for label, model, count, remedy in work:
+            if not router.allow_migrate_model(alias, model):
+                continue
+            try:
+                with transaction.atomic(using=alias):
+                    counts = count(using=alias)
+            except DatabaseError:
+                continue  # not migrated yet: nothing to count
+            if counts.at_risk:
+                messages.append(
+                    Warning(
+                        f"{counts.at_risk} {label} in database {alias!r} depend on an "
+                        "older key (a SECRET_KEY_FALLBACKS entry, or a later "
+                        "SEED_ENCRYPTION_KEYS entry), or were written before key ids were "
+                        "recorded and may: removing old keys now would make them unusable.",
+                        hint=f"Before removing an old key, {remedy}; "
+                        "`manage.py otp_auth_rotate_keys --dry-run` gives the counts.",
+                        id="otp_auth.W031",
+                    )
+                )
+            if counts.stranded:
+                messages.append(
+                    Warning(
+                        f"{counts.stranded} {label} in database {alias!r} were written "
+                        "under a key that is no longer configured and cannot be used.",
+                        hint="Put the removed key back (as a fallback) if it still exists; "
+                        "otherwise the users concerned must set up that factor again.",
+                        id="otp_auth.W032",
+                    )
+                )
+    return messages
+
+
 # Django's own reset by emailed link, matched by class path (and subclasses).
 DJANGO_RESET_VIEWS = frozenset(
     {

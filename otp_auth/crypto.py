@@ -18,15 +18,47 @@ from .conf import app_settings
 __all__ = [
     "generate_code",
     "generate_public_id",
+    "code_key_id",
+    "code_key_ids",
     "hash_code",
+    "key_id",
     "mask_email",
     "mask_phone",
     "normalize_code",
+    "secret_keys",
     "verify_code",
 ]
 
 KEY_SALT = "otp_auth.crypto.code"
+KEY_ID_SALT = "otp_auth.crypto.key-id"
+KEY_ID_LENGTH = 16
 MAX_INPUT_LENGTH = 64
+
+
+def secret_keys() -> list[str]:
+    """``SECRET_KEY`` then each ``SECRET_KEY_FALLBACKS`` entry: the keys codes verify under."""
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def key_id(secret: str | bytes, *, usage: str) -> str:
+    """A short fingerprint naming ``secret`` for ``usage``, stored beside what it keyed.
+
+    An HMAC under the key of a fixed message: it tells which configured key a row needs
+    (so rotations can be counted without trying keys on every row) and reveals nothing
+    about the key itself.
+    """
+    digest = salted_hmac(KEY_ID_SALT, usage, secret=secret, algorithm="sha256").hexdigest()
+    return digest[:KEY_ID_LENGTH]
+
+
+def code_key_id() -> str:
+    """The key id of the key that ``hash_code`` uses now (``SECRET_KEY``)."""
+    return key_id(settings.SECRET_KEY, usage=KEY_SALT)
+
+
+def code_key_ids() -> list[str]:
+    """Key ids of every key that ``verify_code`` tries, the current one first."""
+    return [key_id(secret, usage=KEY_SALT) for secret in secret_keys()]
 
 
 def generate_public_id() -> str:
@@ -65,7 +97,7 @@ def verify_code(code: str, stored_hash: str, *, challenge_id: str, purpose: str)
     if not stored_hash:
         return False
     matched = False
-    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+    for secret in secret_keys():
         candidate = hash_code(code, challenge_id=challenge_id, purpose=purpose, secret=secret)
         matched |= hmac.compare_digest(candidate.encode(), stored_hash.encode())
     return matched

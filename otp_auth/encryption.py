@@ -11,6 +11,14 @@ A database dump alone must not reveal seeds, so they are stored as Fernet tokens
   ``SECRET_KEY_FALLBACKS`` entry. Rotating ``SECRET_KEY`` then works the same way: keep
   the old key in the fallbacks until the rotation command has run. Whoever holds both
   ``SECRET_KEY`` and the database can read seeds; a separate key avoids that coupling.
+
+The derived keys always decrypt, after the explicit ones: moving from the default to
+``SEED_ENCRYPTION_KEYS`` loses no seed, and once the rotation command has re-encrypted
+every seed under an explicit key, the derived keys open nothing any more.
+
+Each seed row records the key id (``otp_auth.crypto.key_id``) of the key that encrypted
+it, so the rotation command and the system checks count rows still under an older key
+without decrypting anything.
 """
 
 from __future__ import annotations
@@ -21,20 +29,23 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 
 from .conf import app_settings
+from .crypto import key_id, secret_keys
 
 __all__ = [
     "SeedDecryptionError",
     "decrypt_seed",
+    "decryption_key_ids",
     "encrypt_seed",
     "rotate_seed",
+    "seed_key_id",
     "uses_derived_keys",
 ]
 
 HKDF_SALT = b"otp_auth.encryption.seed"
 HKDF_INFO = b"fernet-key-v1"
+KEY_ID_USAGE = "otp_auth.encryption.seed"
 
 
 class SeedDecryptionError(Exception):
@@ -57,12 +68,31 @@ def uses_derived_keys() -> bool:
     return app_settings.SEED_ENCRYPTION_KEYS is None
 
 
-def _fernet() -> MultiFernet:
+def _keys() -> tuple[bytes, ...]:
+    """The encrypting key first, then every key that decrypts, without repeats."""
+    derived = tuple(_derive(str(secret)) for secret in secret_keys())
     configured = app_settings.SEED_ENCRYPTION_KEYS
-    if configured is None:
-        secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-        return _multi(tuple(_derive(str(secret)) for secret in secrets))
-    return _multi(tuple(configured))
+    keys = derived if configured is None else (*configured, *derived)
+    return tuple(dict.fromkeys(keys))
+
+
+def _fernet() -> MultiFernet:
+    return _multi(_keys())
+
+
+@lru_cache(maxsize=32)
+def _key_id(key: bytes) -> str:
+    return key_id(key, usage=KEY_ID_USAGE)
+
+
+def seed_key_id() -> str:
+    """The key id of the key ``encrypt_seed`` uses now; stored with each seed."""
+    return _key_id(_keys()[0])
+
+
+def decryption_key_ids() -> list[str]:
+    """The key ids of every key ``decrypt_seed`` tries, the encrypting one first."""
+    return [_key_id(key) for key in _keys()]
 
 
 def encrypt_seed(seed: bytes) -> str:

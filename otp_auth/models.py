@@ -147,6 +147,9 @@ class Challenge(models.Model):
     provider_alias = models.CharField(_("provider"), max_length=64)
     destination_masked = models.CharField(_("destination"), max_length=128)
     code_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Which key ``code_hash`` was made under (``otp_auth.crypto.code_key_id``); blank for
+    # rows written before key ids were recorded.
+    key_id = models.CharField(max_length=16, blank=True, editable=False)
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -395,6 +398,9 @@ class TOTPDevice(models.Model):
     )
     name = models.CharField(_("name"), max_length=64, blank=True)
     encrypted_seed = models.TextField(editable=False)
+    # Which key encrypted the seed (``otp_auth.encryption.seed_key_id``); blank for rows
+    # written before key ids were recorded.
+    key_id = models.CharField(max_length=16, blank=True, editable=False, db_index=True)
     algorithm = models.CharField(_("algorithm"), max_length=8, choices=ALGORITHMS, default="sha1")
     digits = models.PositiveSmallIntegerField(_("digits"), default=6)
     period = models.PositiveSmallIntegerField(_("seconds per code"), default=30)
@@ -435,6 +441,9 @@ class RecoveryCodeSet(models.Model):
     )
     created_at = models.DateTimeField(_("generated"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    # Which key every code of the set is hashed under (``recovery.code_key_id``); blank
+    # for sets made before key ids were recorded, until one of their codes is used.
+    key_id = models.CharField(max_length=16, blank=True, editable=False, db_index=True)
 
     class Meta:
         verbose_name = _("recovery code set")

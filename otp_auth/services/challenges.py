@@ -23,7 +23,14 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..constants import ChallengeStatus, Purpose
-from ..crypto import generate_code, generate_public_id, hash_code, normalize_code, verify_code
+from ..crypto import (
+    code_key_id,
+    generate_code,
+    generate_public_id,
+    hash_code,
+    normalize_code,
+    verify_code,
+)
 from ..exceptions import (
     ChallengeLockedError,
     CountryNotAllowedError,
@@ -142,6 +149,7 @@ def issue_challenge(
     if not provider.hosted_verify:
         code = generate_code()
         challenge.code_hash = hash_code(code, challenge_id=challenge.public_id, purpose=purpose)
+        challenge.key_id = code_key_id()
     try:
         attempts = _deliver(challenge, code, device.destination_for(channel))
     except DeliveryError as exc:
@@ -552,11 +560,14 @@ def resend_challenge(
                 challenge.code_hash = hash_code(
                     code, challenge_id=challenge.public_id, purpose=challenge.purpose
                 )
+                challenge.key_id = code_key_id()
             challenge.last_sent_at = now
             ttl = app_settings.code_ttl(challenge.purpose, challenge.channel)
             challenge.expires_at = now + timedelta(seconds=ttl)
             challenge.send_count += 1
-            challenge.save(update_fields=["code_hash", "last_sent_at", "expires_at", "send_count"])
+            challenge.save(
+                update_fields=["code_hash", "key_id", "last_sent_at", "expires_at", "send_count"]
+            )
     if blocked is not None:
         # Reported once the transaction is over, so that its audit row is kept.
         raise guard.refused(blocked, user=user, challenge=challenge, request=request)

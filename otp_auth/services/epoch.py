@@ -27,6 +27,7 @@ process sees an advance within that time; the process that made it, at once.
 from __future__ import annotations
 
 import contextvars
+import copy
 import secrets
 import time
 from collections.abc import Iterator
@@ -290,7 +291,11 @@ def _on_user_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) 
         return
     update_fields = kwargs.get("update_fields")
     if getattr(instance, "_password", None) is not None:
-        advance(instance, reason=Reason.PASSWORD_CHANGED)
+        # Receivers of ``epoch_advanced`` get a copy without the raw password, which
+        # Django clears from the instance only after this signal.
+        user = copy.copy(instance)
+        user._password = None
+        advance(user, reason=Reason.PASSWORD_CHANGED)
     elif getattr(instance, "is_active", True) is False and (
         update_fields is None or "is_active" in update_fields
     ):

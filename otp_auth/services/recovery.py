@@ -8,6 +8,13 @@ stolen table cannot be brute-forced even without the key, and checking all ten c
 with PBKDF2 on every attempt would take seconds. Verification locks the user's set row,
 so one code used twice at once succeeds once, and refused codes count toward the user's
 lockout like any other factor's.
+
+Key rotation: codes verify under ``SECRET_KEY`` and every ``SECRET_KEY_FALLBACKS`` entry,
+and each set records the id of the key its codes are hashed under. A hash cannot be
+re-keyed without its code, and a code is known only at the moment it is spent, so a set
+made under an old key keeps needing that key until it is used up or regenerated: the
+rotation command and the system checks count such sets, and the old key stays in the
+fallbacks until none is left.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from ..conf import app_settings
+from ..crypto import key_id, secret_keys
 from ..exceptions import InvalidCodeError, OTPAuthError
 from ..models import AuditEvent, RecoveryCode, RecoveryCodeSet
 from ..signals import factor_verified, recovery_codes_generated
@@ -33,9 +41,12 @@ from .factors import audit_factor, check_code
 
 __all__ = [
     "ALPHABET",
+    "RecoveryCodes",
     "delete_codes",
     "generate_codes",
+    "key_ids",
     "normalize_recovery_code",
+    "recovery_key_id",
     "remaining_codes",
     "use_recovery_code",
 ]
@@ -71,13 +82,34 @@ def _hash(code: str, *, salt: str, user_id: object, secret: str) -> str:
     return salted_hmac(KEY_SALT, value, secret=secret, algorithm="sha256").hexdigest()
 
 
+def recovery_key_id(secret: str) -> str:
+    """The key id stored with a set whose codes are hashed under ``secret``."""
+    return key_id(secret, usage=KEY_SALT)
+
+
+def key_ids() -> list[str]:
+    """Key ids of ``SECRET_KEY`` then of each fallback: the keys codes verify under."""
+    return [recovery_key_id(secret) for secret in secret_keys()]
+
+
+class RecoveryCodes(list[str]):
+    """The codes of a new set, as a list whose ``repr`` does not show them.
+
+    They are shown once, on a page: Django's template engine logs the whole context at
+    DEBUG when a variable lookup fails, and error reports print local variables.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} recovery codes>"
+
+
 def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str]:
     """A new set of ``RECOVERY_CODE_COUNT`` codes; any earlier set stops working.
 
     The codes are returned once, to be shown once; only their hashes are kept.
     Regenerating an existing set notifies the user. Callers require a fresh step-up.
     """
-    codes = [_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT)]
+    codes = RecoveryCodes(_new_code() for _ in range(app_settings.RECOVERY_CODE_COUNT))
     now = _now()
     with transaction.atomic():
         code_set, created = RecoveryCodeSet.objects.select_for_update().get_or_create(
@@ -95,6 +127,7 @@ def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str
         RecoveryCode.objects.bulk_create(rows)
         code_set.created_at = now
         code_set.last_used_at = None
+        code_set.key_id = recovery_key_id(settings.SECRET_KEY)
         code_set.save()
     epoch.advance(user, reason=epoch.Reason.RECOVERY_CODES, request=request)
     audit_factor(
@@ -127,12 +160,18 @@ def remaining_codes(user: Any) -> int:
     return RecoveryCode.objects.filter(code_set__user_id=user.pk, used_at__isnull=True).count()
 
 
-def _matches(row: RecoveryCode, code: str, user_id: object) -> bool:
-    matched = False
-    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
+def _matching_key(row: RecoveryCode, code: str, user_id: object) -> int | None:
+    """The index in ``secret_keys()`` of the key ``row`` matches ``code`` under.
+
+    Every key is tried, whatever the outcome, with ``hmac.compare_digest``.
+    """
+    found: int | None = None
+    for index, secret in enumerate(secret_keys()):
         candidate = _hash(code, salt=row.salt, user_id=user_id, secret=secret)
-        matched |= hmac.compare_digest(candidate.encode(), row.code_hash.encode())
-    return matched
+        same = hmac.compare_digest(candidate.encode(), row.code_hash.encode())
+        if same and found is None:
+            found = index
+    return found
 
 
 def use_recovery_code(
@@ -163,17 +202,21 @@ def use_recovery_code(
         if normalized is None:
             return InvalidCodeError("malformed"), "malformed"
         unused = list(code_set.codes.filter(used_at__isnull=True))
-        hit = None
-        # Every unused code is hashed and compared, whichever one matches.
+        hit = matched_key = None
+        # Every unused code is hashed and compared under every key, whichever matches.
         for row in unused:
-            if _matches(row, normalized, user.pk) and hit is None:
-                hit = row
-        if hit is None:
+            index = _matching_key(row, normalized, user.pk)
+            if index is not None and hit is None:
+                hit, matched_key = row, index
+        if hit is None or matched_key is None:
             return InvalidCodeError("wrong"), "wrong"
         hit.used_at = now
         hit.save(update_fields=["used_at"])
         code_set.last_used_at = now
-        code_set.save(update_fields=["last_used_at"])
+        # The match tells which key the whole set is under: a set made before key ids
+        # were recorded gets its id here, so rotations can count it from now on.
+        code_set.key_id = recovery_key_id(secret_keys()[matched_key])
+        code_set.save(update_fields=["last_used_at", "key_id"])
         left.append(len(unused) - 1)
         return None, ""
 

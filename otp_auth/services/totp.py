@@ -6,12 +6,16 @@ the same code sent twice at once is accepted once: the first stores its time ste
 codes count toward the user's lockout and the per-address limits exactly like sent
 codes (``factors.check_code``). Only the server clock is used; a time sent by the
 client is never read.
+
+A seed read under an older key (one still configured to decrypt) is re-encrypted under
+the current key when its code is accepted, so seeds in use move to a new key on their
+own; ``otp_auth_rotate_keys`` moves the rest.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -23,7 +27,7 @@ from django.utils import timezone
 
 from .. import totp as otp
 from ..conf import app_settings
-from ..encryption import SeedDecryptionError, decrypt_seed, encrypt_seed
+from ..encryption import SeedDecryptionError, decrypt_seed, encrypt_seed, seed_key_id
 from ..exceptions import DeviceError, InvalidCodeError, OTPAuthError
 from ..models import AuditEvent, TOTPDevice
 from ..signals import factor_verified
@@ -70,6 +74,7 @@ def create_device(user: Any, *, name: str = "") -> TOTPDevice:
         user=user,
         name=name[:64],
         encrypted_seed=encrypt_seed(otp.generate_seed(algorithm)),
+        key_id=seed_key_id(),
         algorithm=algorithm,
         digits=app_settings.TOTP_DIGITS,
         period=app_settings.TOTP_PERIOD,
@@ -99,11 +104,15 @@ def pending_enrollment(request: HttpRequest, user: Any) -> TOTPDevice | None:
 
 @dataclass(frozen=True)
 class Provisioning:
-    """What the setup page shows. Never logged, never stored."""
+    """What the setup page shows. Never logged, never stored.
 
-    uri: str
-    secret: str  # Base32, in groups of four for typing
-    qr_svg: str  # inline <svg>, drawn here: no outside service sees the seed
+    Its ``repr`` shows none of it: Django's template engine logs the whole context at
+    DEBUG when a variable lookup fails, and error reports print local variables.
+    """
+
+    uri: str = field(repr=False)
+    secret: str = field(repr=False)  # Base32, in groups of four for typing
+    qr_svg: str = field(repr=False)  # inline <svg>, drawn here: no outside service sees it
 
 
 def issuer_name(request: HttpRequest | None) -> str:
@@ -157,7 +166,7 @@ def _check(
         error, reason = _judge(device, code, now)
         if error is None:
             device.last_used_at = now
-            device.save(update_fields=["last_step", "last_used_at"])
+            device.save(update_fields=["last_step", "last_used_at", "encrypted_seed", "key_id"])
         return error, reason
 
     device = check_code(
@@ -197,6 +206,9 @@ def _judge(device: TOTPDevice, code: object, now: datetime) -> tuple[OTPAuthErro
     step = match(after=device.last_step)
     if step is not None:
         device.last_step = step
+        current = seed_key_id()
+        if device.key_id != current:
+            device.encrypted_seed, device.key_id = encrypt_seed(seed), current
         return None, ""
     if device.last_step is not None and match() is not None:
         return InvalidCodeError("used"), "used"
