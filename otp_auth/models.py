@@ -202,10 +202,12 @@ class DeliveryAttempt(models.Model):
     ACCEPTED = "accepted"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
     OUTCOMES = [
         (ACCEPTED, _("Accepted")),
         (FAILED, _("Failed")),
         (UNKNOWN, _("Unknown (no answer)")),
+        (SKIPPED, _("Skipped (circuit open)")),
     ]
 
     challenge = models.ForeignKey(
@@ -267,6 +269,8 @@ class AuditEvent(models.Model):
         FACTOR_REMOVED = "factor_removed", _("Device removed")
         RESET_REQUESTED = "reset_requested", _("Password reset requested")
         RESET_COMPLETED = "reset_completed", _("Password reset completed")
+        CIRCUIT_OPENED = "circuit_opened", _("Provider circuit opened")
+        CIRCUIT_CLOSED = "circuit_closed", _("Provider circuit closed")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

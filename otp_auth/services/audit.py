@@ -15,7 +15,7 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 
 from ..models import AuditEvent, Challenge, DeliveryAttempt, Device
-from ..signals import audit_event, delivery_status_changed
+from ..signals import audit_event, circuit_closed, circuit_opened, delivery_status_changed
 from ..utils import client_ip, user_agent
 
 __all__ = ["event", "log", "record", "record_challenge"]
@@ -42,6 +42,8 @@ OUTCOMES: dict[str, str] = {
     Kind.FACTOR_REMOVED: Outcome.INFO,
     Kind.RESET_REQUESTED: Outcome.INFO,
     Kind.RESET_COMPLETED: Outcome.SUCCESS,
+    Kind.CIRCUIT_OPENED: Outcome.FAILURE,
+    Kind.CIRCUIT_CLOSED: Outcome.SUCCESS,
 }
 
 
@@ -165,8 +167,21 @@ def _on_device_deleted(sender: Any, *, instance: Device, **kw: Any) -> None:
         )
 
 
+def _on_circuit_opened(
+    sender: Any, *, alias: str, failures: int, error: str, cool_off: int, **kw: Any
+) -> None:
+    cause = "probe failed" if kw.get("reopened") else f"{failures} failures"
+    log(Kind.CIRCUIT_OPENED, reason=error, detail=f"{alias}: {cause}; skipped for {cool_off} s")
+
+
+def _on_circuit_closed(sender: Any, *, alias: str, reason: str, **kw: Any) -> None:
+    log(Kind.CIRCUIT_CLOSED, reason=reason, detail=alias)
+
+
 def connect() -> None:
     """Connect the receivers above (from ``AppConfig.ready``)."""
     delivery_status_changed.connect(_on_delivery_status, dispatch_uid="otp_auth.audit.status")
+    circuit_opened.connect(_on_circuit_opened, dispatch_uid="otp_auth.audit.circuit+")
+    circuit_closed.connect(_on_circuit_closed, dispatch_uid="otp_auth.audit.circuit-")
     post_save.connect(_on_device_saved, sender=Device, dispatch_uid="otp_auth.audit.device+")
     post_delete.connect(_on_device_deleted, sender=Device, dispatch_uid="otp_auth.audit.device-")

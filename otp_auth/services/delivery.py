@@ -190,7 +190,7 @@ def record_attempts(challenge: Challenge, attempts: Iterable[Attempt]) -> list[D
     else:
         DeliveryAttempt.objects.bulk_create(rows)
     for row in rows:
-        if row.outcome == DeliveryAttempt.ACCEPTED:
+        if row.outcome in (DeliveryAttempt.ACCEPTED, DeliveryAttempt.SKIPPED):
             continue
         if row.error_code == "provider_account":
             logger.error(
