@@ -24,7 +24,8 @@ or ``"*"`` to a list of aliases. ``providers: [...]`` is short for one list for 
 
 The next alias is tried only when the previous one certainly did not take the message
 (``ProviderUnavailableError``: connection refused, 5xx, vendor internal error) or could
-not take it for account reasons (``ProviderAccountError``: no balance, bad credentials).
+not take it for account reasons (``ProviderAccountError``: no balance, bad credentials)
+or cannot reach this destination (``ProviderRouteError``: Twilio's 21612, say).
 After a read timeout the message may already be on its way and no vendor accepts an
 idempotency key, so nothing is retried unless ``failover_on_timeout`` is True.
 ``failover_on`` (a list of error codes) replaces the default list.
@@ -56,6 +57,7 @@ from ..exceptions import (
     ProviderAccountError,
     ProviderError,
     ProviderResponseError,
+    ProviderRouteError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
@@ -66,7 +68,11 @@ __all__ = ["Attempt", "RoutedResult", "SMSProvider", "VerifyProvider"]
 
 logger = logging.getLogger("otp_auth")
 
-DEFAULT_FAILOVER_ON = (ProviderUnavailableError.code, ProviderAccountError.code)
+DEFAULT_FAILOVER_ON = (
+    ProviderUnavailableError.code,
+    ProviderAccountError.code,
+    ProviderRouteError.code,
+)
 
 
 @dataclass(frozen=True)
@@ -352,10 +358,28 @@ class VerifyProvider(_Router):
             verification.channel, verification.destination, lambda p: p.start(verification)
         )
 
-    def check(self, reference: str, destination: str, code: str) -> bool:
+    def _member_for(self, reference: str) -> tuple[BaseProvider, str]:
         from . import get_provider
 
         alias, sep, inner = reference.partition(":")
         if not sep or alias not in app_settings.PROVIDERS or alias == self.alias:
             raise ProviderResponseError("reference names no provider", provider=self.provider_name)
-        return get_provider(alias).check(inner, destination, code)
+        return get_provider(alias), inner
+
+    def code_characters(self, reference: str = "") -> str | None:
+        if not reference:
+            # Before a send: any member's characters may come back.
+            from . import get_provider
+
+            members = {a for table in self.routes.values() for v in table.values() for a in v}
+            found = {get_provider(a).code_characters() for a in sorted(members)}
+            return "".join(sorted(set("".join(c for c in found if c)))) or None
+        try:
+            member, inner = self._member_for(reference)
+        except ProviderResponseError:
+            return None
+        return member.code_characters(inner)
+
+    def check(self, reference: str, destination: str, code: str) -> bool:
+        member, inner = self._member_for(reference)
+        return member.check(inner, destination, code)

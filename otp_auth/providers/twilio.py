@@ -10,9 +10,9 @@ out in E.164 with the ``+``.
 ``SMSProvider`` (``base_url`` ``https://api.twilio.com``) also takes ``from_number``
 (a Twilio number or an alphanumeric sender; required for voice) or
 ``messaging_service_sid`` (SMS only), ``validity_period`` (seconds Twilio may queue an
-SMS), ``voice`` and ``voice_language`` (for ``<Say>``). A voice call carries its TwiML in
-the ``Twiml`` parameter of the request body, so the code is never in a URL that Twilio
-fetches. With ``WEBHOOK_BASE_URL`` set, each message and call asks for status callbacks,
+SMS; by default the code's lifetime), ``voice`` and ``voice_language`` (for ``<Say>``).
+A voice call carries its TwiML in the ``Twiml`` parameter of the request body, so the
+code is never in a URL that Twilio fetches. With ``WEBHOOK_BASE_URL`` set, each message and call asks for status callbacks,
 which ``otp_auth.webhooks`` checks against ``X-Twilio-Signature``.
 
 ``VerifyProvider`` (``base_url`` ``https://verify.twilio.com``) also takes
@@ -45,6 +45,7 @@ from ..exceptions import (
     ProviderRateLimitError,
     ProviderRejectedError,
     ProviderResponseError,
+    ProviderRouteError,
 )
 from .base import DeliveryResult, HostedVerification, OTPMessage
 from .http import HttpProvider, HttpReply, StatusUpdate, callback_url
@@ -60,19 +61,23 @@ ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
     21211: (InvalidNumberError, "", "invalid 'To' number"),
     21214: (InvalidNumberError, "", "'To' number cannot be reached"),
     21217: (InvalidNumberError, "", "invalid phone number"),
-    21401: (InvalidNumberError, "", "invalid phone number"),
-    21407: (DestinationBlockedError, "", "destination not enabled for this account"),
+    # 21401 names the sender ('From' not SMS-capable, or a bad alphanumeric id), not the
+    # user's number; 21407: the sender's number type does not support SMS.
+    21401: (ProviderAccountError, "sender", "'From' is not a valid SMS sender"),
+    21407: (ProviderAccountError, "sender", "sender number type does not support SMS"),
     21408: (DestinationBlockedError, "", "permission to send to this region not enabled"),
     21210: (ProviderAccountError, "sender", "'From' number not verified"),
     21212: (ProviderAccountError, "sender", "invalid 'From' number"),
     21606: (ProviderAccountError, "sender", "'From' number cannot send messages"),
     21608: (ProviderAccountError, "configuration", "trial account: 'To' number not verified"),
     21610: (DestinationBlockedError, "", "recipient unsubscribed"),
-    21612: (InvalidNumberError, "", "'To' number not reachable from this sender"),
+    # The To/From pair cannot be connected by Twilio: another vendor may deliver.
+    21612: (ProviderRouteError, "", "'To' and 'From' cannot be connected"),
     21614: (InvalidNumberError, "", "'To' number cannot receive SMS"),
     21215: (DestinationBlockedError, "", "geo permissions do not allow this call"),
     21635: (InvalidNumberError, "", "'To' number is a landline"),
     13224: (InvalidNumberError, "", "number cannot be called"),
+    60006: (InvalidNumberError, "", "number invalid or inactive (carrier lookup)"),
     60033: (InvalidNumberError, "", "invalid phone number"),
     60200: (ProviderRejectedError, "", "invalid parameter"),
     60203: (ProviderRateLimitError, "", "max send attempts reached"),
@@ -81,6 +86,7 @@ ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
     60221: (ProviderRejectedError, "", "no verification target"),
     60238: (DestinationBlockedError, "", "verification blocked by Twilio"),
     60410: (DestinationBlockedError, "", "blocked by Fraud Guard"),
+    60413: (DestinationBlockedError, "", "verification blocked by Twilio for this destination"),
     60605: (DestinationBlockedError, "", "blocked by Verify geo permissions"),
 }
 #: Check replies meaning "this code is not (or no longer) right", not an error.
@@ -134,6 +140,8 @@ def _url_variants(url: str) -> list[str]:
 
 class _Twilio(HttpProvider):
     provider_name: ClassVar[str] = "twilio"
+    #: Twilio: "a 429 is never processed"; a 503 is its documented "service unavailable".
+    not_processed_statuses: ClassVar[frozenset[int]] = frozenset({503})
     required_options: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
     secret_options: ClassVar[tuple[str, ...]] = ("auth_token",)
 
@@ -188,6 +196,16 @@ class SMSProvider(_Twilio):
     def account_path(self, resource: str) -> str:
         return f"/2010-04-01/Accounts/{self.options['account_sid']}/{resource}.json"
 
+    def validity_period(self, message: OTPMessage) -> int | None:
+        """Seconds Twilio may keep the SMS queued: ``OPTIONS["validity_period"]``, else the
+        code's lifetime, so that a code never arrives after it expired (Twilio's own
+        default is 36,000 s). Twilio accepts 1 to 36,000."""
+        configured = self.options.get("validity_period")
+        seconds = configured if configured else message.ttl
+        if not seconds:
+            return None
+        return min(max(int(seconds), 1), 36_000)
+
     def twiml(self, text: str) -> str:
         """TwiML that reads ``text`` aloud; it travels in the request body only."""
         attrs = ""
@@ -216,8 +234,9 @@ class SMSProvider(_Twilio):
             if self.options.get("from_number"):
                 form["From"] = str(self.options["from_number"])
             form["Body"] = message.text
-            if self.options.get("validity_period"):
-                form["ValidityPeriod"] = str(int(self.options["validity_period"]))
+            validity = self.validity_period(message)
+            if validity:
+                form["ValidityPeriod"] = str(validity)
             resource = "Messages"
         if callback:
             form["StatusCallback"] = callback
@@ -301,6 +320,9 @@ class VerifyProvider(_Twilio):
                 f"Verify channel(s) {bad}."
             )
 
+    def code_characters(self, reference: str = "") -> str | None:
+        return "0123456789"  # Verify codes are digits (4 to 10 of them)
+
     def service_path(self, resource: str) -> str:
         return f"/v2/Services/{self.options['service_sid']}/{resource}"
 
@@ -313,6 +335,16 @@ class VerifyProvider(_Twilio):
             form["Locale"] = str(self.options["locale"])
         reply, body = self.post(self.service_path("Verifications"), form, [])
         if not reply.ok:
+            if isinstance(body, dict) and body.get("code") == 20404:
+                # At start a 404 can only mean the service: a wrong or deleted service_sid.
+                raise ProviderAccountError(
+                    "Twilio 20404: Verify service not found (check 'service_sid')",
+                    reason="configuration",
+                    provider=self.provider_name,
+                    status=reply.status,
+                    vendor_code="20404",
+                    response=self.excerpt(reply.text),
+                )
             raise self.api_error(reply, body, [])
         if not isinstance(body, dict) or not body.get("sid"):
             raise ProviderResponseError(

@@ -23,6 +23,7 @@ from ..constants import ChallengeStatus, Purpose
 from ..crypto import generate_code, generate_public_id, hash_code, normalize_code, verify_code
 from ..exceptions import (
     ChallengeLockedError,
+    ConfigurationError,
     CountryNotAllowedError,
     DeliveryError,
     DeviceError,
@@ -171,7 +172,7 @@ def verify_challenge(
     password reset): a lock in force still refuses them, but their outcome neither adds
     to nor clears the user's refused codes in a row, so strangers cannot lock an account.
     """
-    normalized = normalize_code(code)
+    normalized: str | None = None
     now = _now()
     error: OTPAuthError | None = None
     locked_now = False
@@ -198,6 +199,7 @@ def verify_challenge(
         elif (error := lockout.refusal(state := lockout.acquire(challenge.user_id), now)) is None:
             # The user's Lockout row stays locked to the end: parallel checks of any of the
             # user's challenges take their turn against one budget of refused codes.
+            normalized = normalize_code(code, _code_characters(challenge))
             matched = normalized is not None and _code_matches(challenge, normalized)
             if matched is None:
                 # The hosted-verify vendor could not judge the code: refuse it without
@@ -283,6 +285,18 @@ def _audit_refusal(
     if lock_started:
         kinds.append((lock_started, "consecutive_failures"))
     audit.record_challenge(challenge, kinds, request=request)
+
+
+def _code_characters(challenge: Challenge) -> str | None:
+    """The characters the challenge's code may hold: a hosted-verify vendor's own
+    alphabet, or ``None`` for codes generated here (``CODE_ALPHABET``)."""
+    try:
+        provider = get_provider(challenge.provider_alias)
+    except ConfigurationError:
+        return None
+    if not provider.hosted_verify:
+        return None
+    return provider.code_characters(challenge.provider_reference)
 
 
 def _code_matches(challenge: Challenge, code: str) -> bool | None:

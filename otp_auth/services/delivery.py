@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import phonenumbers
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.template.loader import select_template
 from django.utils import timezone
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_destination_allowed",
+    "numeric_codes_only",
     "record_attempts",
     "record_status",
     "render_message",
@@ -77,7 +79,25 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
         subject=subject,
         html=html,
         metadata={"challenge": challenge.public_id},
+        ttl=app_settings.code_ttl(challenge.purpose, challenge.channel),
     )
+
+
+def numeric_codes_only() -> bool:
+    """True when every code a user may be sent is digits: ours, and the hosted-verify
+    vendors' (Arkesel's ``code_type="alphanumeric"`` is not); forms pick the keyboard."""
+    if app_settings.CODE_ALPHABET != "0123456789":
+        return False
+    from ..providers import get_provider
+
+    for alias in app_settings.PROVIDERS:
+        try:
+            characters = get_provider(alias).code_characters()
+        except ImproperlyConfigured:
+            continue
+        if characters and not characters.isdigit():
+            return False
+    return True
 
 
 def check_destination_allowed(channel: str, destination: str) -> None:
