@@ -12,8 +12,10 @@ out in E.164 with the ``+``.
 ``messaging_service_sid`` (SMS only), ``validity_period`` (seconds Twilio may queue an
 SMS; by default the code's lifetime), ``voice`` and ``voice_language`` (for ``<Say>``).
 A voice call carries its TwiML in the ``Twiml`` parameter of the request body, so the
-code is never in a URL that Twilio fetches. With ``WEBHOOK_BASE_URL`` set, each message and call asks for status callbacks,
-which ``otp_auth.webhooks`` checks against ``X-Twilio-Signature``.
+code is never in a URL that Twilio fetches. With ``WEBHOOK_BASE_URL`` set, each message
+and call asks for status callbacks, which ``otp_auth.webhooks`` checks against
+``X-Twilio-Signature``; during an Auth Token rotation, ``auth_token_previous`` (a token or
+a list) is accepted for callbacks too.
 
 ``VerifyProvider`` (``base_url`` ``https://verify.twilio.com``) also takes
 ``service_sid`` (required, ``VA...``), ``locale`` and ``channel_map`` (our channel to
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -120,8 +123,12 @@ CALL_STATUSES = {
 def compute_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
     """``X-Twilio-Signature`` for ``url`` and POST ``params``: HMAC-SHA1 keyed with the
     Auth Token over the URL followed by each name and value, sorted by name (repeated
-    names by value), base64-encoded."""
-    payload = url + "".join(name + value for name, value in sorted(params))
+    names by value), base64-encoded.
+
+    A name sent twice with the same value counts once, as in Twilio's own validators:
+    ``sorted(set(...))``, not ``sorted(...)``.
+    """
+    payload = url + "".join(name + value for name, value in sorted(set(params)))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -138,12 +145,53 @@ def _url_variants(url: str) -> list[str]:
     return [url, urlunsplit(parts._replace(netloc=host))]
 
 
+def _is_json(request: HttpRequest) -> bool:
+    # Decided by the signed URL, never by the unsigned Content-Type header.
+    return "bodySHA256" in request.GET
+
+
+def _callback_fields(request: HttpRequest) -> dict[str, str]:
+    """A callback's fields, from the form or (signed with ``bodySHA256``) a JSON object;
+    ``ValueError`` when a JSON body is not an object."""
+    if not _is_json(request):
+        return {key: request.POST.get(key, "") for key in request.POST}
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise ValueError("malformed JSON callback") from exc
+    if not isinstance(data, dict):
+        raise ValueError("a JSON callback must be an object")
+    return {str(k): str(v) for k, v in data.items() if isinstance(v, str | int)}
+
+
 class _Twilio(HttpProvider):
     provider_name: ClassVar[str] = "twilio"
     #: Twilio: "a 429 is never processed"; a 503 is its documented "service unavailable".
     not_processed_statuses: ClassVar[frozenset[int]] = frozenset({503})
     required_options: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
-    secret_options: ClassVar[tuple[str, ...]] = ("auth_token",)
+    secret_options: ClassVar[tuple[str, ...]] = ("auth_token", "auth_token_previous")
+
+    def __init__(self, alias: str = "default", **options: Any) -> None:
+        super().__init__(alias, **options)
+        previous = options.get("auth_token_previous") or []
+        if isinstance(previous, str):
+            previous = [previous]
+        if not isinstance(previous, list | tuple) or not all(
+            isinstance(token, str) and token for token in previous
+        ):
+            raise ConfigurationError(
+                f"OTP_AUTH['PROVIDERS']['{alias}']['OPTIONS']['auth_token_previous'] must be "
+                "a token or a list of tokens."
+            )
+        self.previous_tokens: list[str] = list(previous)
+
+    def secrets(self) -> list[str]:
+        return [*super().secrets(), *self.previous_tokens]
+
+    def signing_tokens(self) -> list[str]:
+        """Tokens a callback may be signed with: the current one, then any previous one
+        still accepted while Twilio's rotation window is open."""
+        return [str(self.options["auth_token"]), *self.previous_tokens]
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -258,30 +306,35 @@ class SMSProvider(_Twilio):
 
     def signature_valid(self, request: HttpRequest) -> bool:
         """Check ``X-Twilio-Signature`` against the public URL from ``WEBHOOK_BASE_URL``
-        (never the ``Host`` header) and the POSTed parameters, in constant time."""
+        (never the ``Host`` header) and the POSTed parameters, in constant time, with the
+        Auth Token and any ``auth_token_previous``.
+
+        A JSON callback signs the URL alone, which carries ``bodySHA256``: the hex SHA-256
+        of the raw body, checked first.
+        """
         signature = request.headers.get("X-Twilio-Signature", "")
         base = app_settings.WEBHOOK_BASE_URL
         if not signature or not base:
             return False
         url = f"{base}{request.get_full_path()}"
-        if "bodySHA256" in request.GET:
-            # JSON webhooks sign the URL only and carry the body's hash in it.
+        if _is_json(request):
             expected = hashlib.sha256(request.body).hexdigest()
-            if not hmac.compare_digest(expected, request.GET["bodySHA256"]):
+            if not hmac.compare_digest(expected.encode(), request.GET["bodySHA256"].encode()):
                 return False
             params: list[tuple[str, str]] = []
         else:
             params = [(k, v) for k, values in request.POST.lists() for v in values]
         matched = False
-        for candidate in _url_variants(url):
-            computed = compute_signature(str(self.options["auth_token"]), candidate, params)
-            matched |= hmac.compare_digest(computed.encode(), signature.encode())
+        for auth_token in self.signing_tokens():
+            for candidate in _url_variants(url):
+                computed = compute_signature(auth_token, candidate, params)
+                matched |= hmac.compare_digest(computed.encode(), signature.encode())
         return matched
 
     def parse_status_callback(self, request: HttpRequest, token: str | None) -> StatusUpdate:
         if request.method != "POST" or not self.signature_valid(request):
             raise PermissionDenied("bad Twilio signature")
-        params = request.POST
+        params = _callback_fields(request)
         reference = params.get("MessageSid") or params.get("SmsSid") or params.get("CallSid")
         raw = params.get("MessageStatus") or params.get("SmsStatus") or params.get("CallStatus")
         if not reference or not raw:
