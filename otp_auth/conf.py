@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_COUNTRIES": None,
     "LOGIN_REDIRECT_URL": None,
     "SITE_NAME": None,
+    "SMS_ORIGIN": None,
+    "SMS_APP_HASH": None,
     "HTTP_CONNECT_TIMEOUT": 5.0,
     "HTTP_READ_TIMEOUT": 15.0,
     "WEBHOOK_BASE_URL": None,
@@ -422,6 +424,42 @@ class AppSettings:
         """Name used in messages ("Your Example code is ..."); none by default."""
         value = self._get("SITE_NAME")
         return str(value) if value else None
+
+    @property
+    def SMS_ORIGIN(self) -> str | None:  # noqa: N802
+        """Host name for origin-bound codes: each SMS ends with ``@example.com #123456``,
+        which browsers (WebOTP) and phone keyboards use to offer the code only on that
+        site. ``None`` (the default) adds no such line."""
+        value = self._get("SMS_ORIGIN")
+        if value is None:
+            return None
+        host = value.lower() if isinstance(value, str) else ""
+        labels = host.split(".")
+        if not (
+            host.isascii()
+            and len(labels) >= 2
+            and all(label and label.replace("-", "").isalnum() for label in labels)
+        ):
+            raise ConfigurationError(
+                "OTP_AUTH['SMS_ORIGIN'] must be a host name such as 'example.com', without "
+                f"scheme, port or path, got {value!r}."
+            )
+        return host
+
+    @property
+    def SMS_APP_HASH(self) -> str | None:  # noqa: N802
+        """The 11-character hash of an Android app that reads its codes with the SMS
+        Retriever API; put on its own line before the origin-bound line."""
+        value = self._get("SMS_APP_HASH")
+        if value is None:
+            return None
+        allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        if not isinstance(value, str) or len(value) != 11 or not set(value) <= allowed:
+            raise ConfigurationError(
+                "OTP_AUTH['SMS_APP_HASH'] must be the 11-character app hash Android's SMS "
+                f"Retriever documentation describes, got {value!r}."
+            )
+        return value
 
     @property
     def HTTP_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
