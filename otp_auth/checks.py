@@ -9,8 +9,9 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import app_settings
+from .constants import Channel, Purpose
 
-__all__ = ["check_settings"]
+__all__ = ["check_messages", "check_settings"]
 
 MIDDLEWARE_PATH = "otp_auth.middleware.OTPMiddleware"
 SESSION_MW = "django.contrib.sessions.middleware.SessionMiddleware"
@@ -476,3 +477,70 @@ def check_password_reset(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 )
             )
     return messages
+
+
+@register(Tags.templates)
+def check_messages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The SMS each purpose sends, rendered with a sample code.
+
+    ``otp_auth.W060``: it needs more than one segment (160 GSM-7 characters, or 70 once
+    one character needs UCS-2), so it costs more and may arrive in pieces.
+    ``otp_auth.W061``: it has characters outside GSM-7 (curly quotes, some accents, emoji,
+    often from ``SITE_NAME``), which switch the whole message to UCS-2: 70 characters per
+    segment instead of 160.
+    ``otp_auth.E060``: ``SMS_ORIGIN`` or ``SMS_APP_HASH`` is malformed.
+    """
+    if Channel.SMS not in _safe_channels():
+        return []
+    try:
+        app_settings.SMS_ORIGIN  # noqa: B018
+        app_settings.SMS_APP_HASH  # noqa: B018
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E060")]
+    from django.template import TemplateSyntaxError
+    from django.template.exceptions import TemplateDoesNotExist
+    from django.utils import translation
+
+    from .services.delivery import render_text, sms_units
+
+    messages: list[CheckMessage] = []
+    try:
+        code = app_settings.CODE_ALPHABET[-1] * app_settings.CODE_LENGTH
+    except ImproperlyConfigured:
+        return []
+    with translation.override(settings.LANGUAGE_CODE):
+        for purpose in Purpose.values:
+            try:
+                text = render_text(purpose, Channel.SMS, code)
+            except (TemplateDoesNotExist, TemplateSyntaxError, ImproperlyConfigured):
+                continue
+            encoding, length, offending = sms_units(text)
+            limit = 160 if encoding == "gsm7" else 70
+            if offending:
+                messages.append(
+                    Warning(
+                        f"The {purpose} SMS contains characters outside GSM-7 "
+                        f"({' '.join(repr(ch) for ch in offending[:5])}): it is sent as UCS-2, "
+                        "70 characters per segment instead of 160.",
+                        hint="Use straight quotes and GSM-7 letters in SITE_NAME and the "
+                        "otp_auth/messages/ templates.",
+                        id="otp_auth.W061",
+                    )
+                )
+            if length > limit:
+                messages.append(
+                    Warning(
+                        f"The {purpose} SMS is {length} {encoding.upper()} characters: more "
+                        f"than one segment ({limit}), so each code costs two or more.",
+                        hint="Shorten SITE_NAME or the otp_auth/messages/ SMS templates.",
+                        id="otp_auth.W060",
+                    )
+                )
+    return messages
+
+
+def _safe_channels() -> list[str]:
+    try:
+        return app_settings.CHANNELS
+    except ImproperlyConfigured:
+        return []

@@ -18,7 +18,15 @@ from django.utils.module_loading import import_string
 from .constants import Channel, Purpose
 from .exceptions import ConfigurationError
 
-__all__ = ["DEFAULTS", "RATE_LIMIT_DEFAULTS", "AppSettings", "Rate", "app_settings"]
+__all__ = [
+    "CIRCUIT_DEFAULTS",
+    "DEFAULTS",
+    "RATE_LIMIT_DEFAULTS",
+    "AppSettings",
+    "Circuit",
+    "Rate",
+    "app_settings",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOWED_COUNTRIES": None,
     "LOGIN_REDIRECT_URL": None,
     "SITE_NAME": None,
+    "SMS_ORIGIN": None,
+    "SMS_APP_HASH": None,
     "HTTP_CONNECT_TIMEOUT": 5.0,
     "HTTP_READ_TIMEOUT": 15.0,
     "WEBHOOK_BASE_URL": None,
@@ -101,6 +111,11 @@ RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
     "reset_failures_per_account": "10/h,20/d",
 }
 
+#: The circuit breaker of every provider alias, unless its ``"CIRCUIT"`` dict says otherwise:
+#: 5 failures in 60 seconds (without a success in between) open the circuit; 30 seconds
+#: later one probe is let through. ``"FAILURES": 0`` turns the breaker off for an alias.
+CIRCUIT_DEFAULTS: dict[str, int] = {"FAILURES": 5, "WINDOW": 60, "COOL_OFF": 30}
+
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 ALPHABETS = {
@@ -146,6 +161,44 @@ class Rate(NamedTuple):
                 amount = self.seconds // size
                 return f"{self.limit}/{'' if amount == 1 else amount}{unit}"
         raise AssertionError("unreachable: every period is a whole number of seconds")
+
+
+class Circuit(NamedTuple):
+    """Circuit-breaker settings of one provider alias (see ``CIRCUIT_DEFAULTS``)."""
+
+    failures: int
+    window: int
+    cool_off: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.failures > 0
+
+
+_CIRCUIT_LIMITS = {"FAILURES": (0, 1000), "WINDOW": (1, 86_400), "COOL_OFF": (1, 86_400)}
+
+
+def _circuit(alias: str, value: Any) -> Circuit:
+    where = f"OTP_AUTH['PROVIDERS']['{alias}']['CIRCUIT']"
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{where} must be a dict such as {CIRCUIT_DEFAULTS}.")
+    unknown = set(value) - set(CIRCUIT_DEFAULTS)
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown key(s) in {where}: {', '.join(sorted(map(str, unknown)))}; "
+            f"use {', '.join(CIRCUIT_DEFAULTS)}."
+        )
+    merged = {**CIRCUIT_DEFAULTS, **value}
+    for name, (minimum, maximum) in _CIRCUIT_LIMITS.items():
+        item = merged[name]
+        if isinstance(item, bool) or not isinstance(item, int) or not minimum <= item <= maximum:
+            raise ConfigurationError(
+                f"{where}['{name}'] must be an integer between {minimum} and {maximum}, "
+                f"got {item!r}."
+            )
+    return Circuit(merged["FAILURES"], merged["WINDOW"], merged["COOL_OFF"])
 
 
 def _rates(name: str, value: Any) -> tuple[Rate, ...]:
@@ -265,7 +318,8 @@ class AppSettings:
 
     @property
     def PROVIDERS(self) -> dict[str, dict[str, Any]]:  # noqa: N802
-        """Provider aliases: ``{"alias": {"BACKEND": "dotted.path", "OPTIONS": {...}}}``."""
+        """Provider aliases: ``{"alias": {"BACKEND": "dotted.path", "OPTIONS": {...}}}``,
+        each with an optional ``"CIRCUIT"`` dict (returned parsed as a ``Circuit``)."""
         value = self._get("PROVIDERS")
         if not isinstance(value, Mapping) or not value:
             raise ConfigurationError("OTP_AUTH['PROVIDERS'] must be a non-empty dict of aliases.")
@@ -280,7 +334,17 @@ class AppSettings:
                 raise ConfigurationError(
                     f"OTP_AUTH['PROVIDERS']['{alias}']['OPTIONS'] must be a dict."
                 )
-            providers[alias] = {"BACKEND": conf["BACKEND"], "OPTIONS": dict(options)}
+            unknown = set(conf) - {"BACKEND", "OPTIONS", "CIRCUIT"}
+            if unknown:
+                raise ConfigurationError(
+                    f"Unknown key(s) in OTP_AUTH['PROVIDERS']['{alias}']: "
+                    f"{', '.join(sorted(map(str, unknown)))}; use BACKEND, OPTIONS and CIRCUIT."
+                )
+            providers[alias] = {
+                "BACKEND": conf["BACKEND"],
+                "OPTIONS": dict(options),
+                "CIRCUIT": _circuit(alias, conf.get("CIRCUIT")),
+            }
         return providers
 
     @property
@@ -378,6 +442,42 @@ class AppSettings:
         """Name used in messages ("Your Example code is ..."); none by default."""
         value = self._get("SITE_NAME")
         return str(value) if value else None
+
+    @property
+    def SMS_ORIGIN(self) -> str | None:  # noqa: N802
+        """Host name for origin-bound codes: each SMS ends with ``@example.com #123456``,
+        which browsers (WebOTP) and phone keyboards use to offer the code only on that
+        site. ``None`` (the default) adds no such line."""
+        value = self._get("SMS_ORIGIN")
+        if value is None:
+            return None
+        host = value.lower() if isinstance(value, str) else ""
+        labels = host.split(".")
+        if not (
+            host.isascii()
+            and len(labels) >= 2
+            and all(label and label.replace("-", "").isalnum() for label in labels)
+        ):
+            raise ConfigurationError(
+                "OTP_AUTH['SMS_ORIGIN'] must be a host name such as 'example.com', without "
+                f"scheme, port or path, got {value!r}."
+            )
+        return host
+
+    @property
+    def SMS_APP_HASH(self) -> str | None:  # noqa: N802
+        """The 11-character hash of an Android app that reads its codes with the SMS
+        Retriever API; put on its own line before the origin-bound line."""
+        value = self._get("SMS_APP_HASH")
+        if value is None:
+            return None
+        allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        if not isinstance(value, str) or len(value) != 11 or not set(value) <= allowed:
+            raise ConfigurationError(
+                "OTP_AUTH['SMS_APP_HASH'] must be the 11-character app hash Android's SMS "
+                f"Retriever documentation describes, got {value!r}."
+            )
+        return value
 
     @property
     def HTTP_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
@@ -660,6 +760,11 @@ class AppSettings:
                 return self.PASSWORD_RESET_EMAIL_TTL
             return self.PASSWORD_RESET_PHONE_TTL
         return self.CODE_TTL
+
+    def circuit(self, alias: str) -> Circuit:
+        """Circuit-breaker settings of provider ``alias`` (the defaults for an unknown one)."""
+        conf = self.PROVIDERS.get(alias)
+        return conf["CIRCUIT"] if conf else _circuit(alias, None)
 
     def provider_alias_for(self, channel: str) -> str:
         """Alias that delivers ``channel``: ``CHANNEL_PROVIDERS`` or ``"default"``."""

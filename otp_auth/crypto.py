@@ -103,16 +103,17 @@ def verify_code(code: str, stored_hash: str, *, challenge_id: str, purpose: str)
     return matched
 
 
-def normalize_code(raw: object) -> str | None:
+def normalize_code(raw: object, alphabet: str | None = None) -> str | None:
     """The code as typed, without spaces or dashes and upper-cased; ``None`` if malformed.
 
-    Only ASCII characters of the configured alphabet are accepted (full-width or other
-    Unicode digits are refused, not folded), and the length must match exactly.
+    Only ASCII characters of ``alphabet`` (by default the configured ``CODE_ALPHABET``;
+    a hosted-verify vendor's own for its codes) are accepted (full-width or other Unicode
+    digits are refused, not folded), and the length must match exactly.
     """
     if not isinstance(raw, str) or len(raw) > MAX_INPUT_LENGTH:
         return None
     cleaned = "".join(ch for ch in raw if ch not in " -\t").upper()
-    alphabet = app_settings.CODE_ALPHABET
+    alphabet = alphabet or app_settings.CODE_ALPHABET
     if len(cleaned) != app_settings.CODE_LENGTH:
         return None
     if not all(ch.isascii() and ch in alphabet for ch in cleaned):

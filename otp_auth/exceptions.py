@@ -33,6 +33,7 @@ __all__ = [
     "ProviderRateLimitError",
     "ProviderRejectedError",
     "ProviderResponseError",
+    "ProviderRouteError",
     "ProviderTimeoutError",
     "ProviderUnavailableError",
     "RateLimitedError",
@@ -193,15 +194,17 @@ class ProviderError(DeliveryError):
 
 class ProviderUnavailableError(ProviderError):
     """The provider could not take the request: connection refused or reset before it was
-    sent, a 5xx reply, or an internal error it reported. Nothing was accepted, so another
+    sent, a 5xx reply it documents as "not processed" (Twilio's 503), or an internal error
+    it reported. Nothing was accepted, so another
     provider may be tried."""
 
     code = "provider_unavailable"
 
 
 class ProviderTimeoutError(ProviderError):
-    """No answer in time, or the connection dropped after the request went out. The
-    provider may have accepted the message, so it is not retried by default."""
+    """No answer in time, the connection dropped after the request went out, or a server
+    error (500, 502, 504...) that may come after the vendor accepted the message. The
+    provider may have sent it, so it is not retried by default."""
 
     code = "provider_timeout"
 
@@ -260,6 +263,14 @@ class ProviderAccountError(ProviderRejectedError):
     def __init__(self, message: str | Promise | None = None, *, reason: str = "", **kw: Any):
         self.reason = reason
         super().__init__(message, **kw)
+
+
+class ProviderRouteError(ProviderRejectedError):
+    """This provider cannot reach this destination (from this sender, in this region),
+    and says so before sending anything; another provider may. Routing fails over on it
+    by default; alone, the user sees the generic delivery message."""
+
+    code = "provider_route"
 
 
 class ProviderRateLimitError(ProviderRejectedError):

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import app_settings
 from .constants import PHONE_CHANNELS, Channel
 from .exceptions import InvalidDestinationError
+from .services.delivery import numeric_codes_only
 from .services.devices import normalize_email, parse_phone_number
 
 __all__ = ["CodeForm", "DeviceAddForm", "LoginForm"]
@@ -40,7 +41,7 @@ class CodeForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if app_settings.CODE_ALPHABET != "0123456789":
+        if not numeric_codes_only():
             self.fields["code"].widget.attrs["inputmode"] = "text"
 
 

@@ -218,10 +218,12 @@ class DeliveryAttempt(models.Model):
     ACCEPTED = "accepted"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    SKIPPED = "skipped"
     OUTCOMES = [
         (ACCEPTED, _("Accepted")),
         (FAILED, _("Failed")),
         (UNKNOWN, _("Unknown (no answer)")),
+        (SKIPPED, _("Skipped (circuit open)")),
     ]
 
     challenge = models.ForeignKey(
@@ -284,6 +286,8 @@ class AuditEvent(models.Model):
         RESET_REQUESTED = "reset_requested", _("Password reset requested")
         RESET_COMPLETED = "reset_completed", _("Password reset completed")
         SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", _("Signed out everywhere else")
+        CIRCUIT_OPENED = "circuit_opened", _("Provider circuit opened")
+        CIRCUIT_CLOSED = "circuit_closed", _("Provider circuit closed")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

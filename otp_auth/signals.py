@@ -12,6 +12,8 @@ __all__ = [
     "challenge_failed",
     "challenge_locked",
     "challenge_verified",
+    "circuit_closed",
+    "circuit_opened",
     "delivery_failed",
     "delivery_status_changed",
     "epoch_advanced",
@@ -58,6 +60,16 @@ delivery_failed = Signal()
 #: A delivery-status webhook moved an attempt forward. sender: ``DeliveryAttempt``;
 #: kwargs: ``attempt``, ``status`` ("queued", "sent", "delivered" or "failed").
 delivery_status_changed = Signal()
+
+#: A provider alias failed ``FAILURES`` times in its window (or its half-open probe
+#: failed): routing skips it for ``cool_off`` seconds, in every process. sender:
+#: ``otp_auth.providers.health.CircuitState``; kwargs: ``alias``, ``failures``, ``error``
+#: (the error code of the last failure), ``cool_off``, ``reopened`` (True after a probe).
+circuit_opened = Signal()
+
+#: A provider alias is used again. sender: ``CircuitState``; kwargs: ``alias``,
+#: ``reason`` ("recovered": a probe went through; "reset": ``otp_auth_providers --reset``).
+circuit_closed = Signal()
 
 #: An audit row was written (every event of ``AuditEvent.Kind``), for alerting.
 #: sender: ``AuditEvent``; kwargs: ``event`` (the saved row), ``request`` (may be None).

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from otp_auth.conf import ALPHABETS, CONSOLE_BACKEND, DEFAULTS, app_settings
+from otp_auth.conf import ALPHABETS, CONSOLE_BACKEND, DEFAULTS, Circuit, app_settings
 from otp_auth.exceptions import ConfigurationError
 
 
@@ -28,7 +28,10 @@ def test_defaults_without_any_configuration(bare: Any) -> None:
     assert app_settings.MAX_RESENDS == 3
     assert app_settings.LOGIN_TIMEOUT == 600
     assert app_settings.STEP_UP_MAX_AGE == 300
-    assert app_settings.PROVIDERS == {"default": {"BACKEND": CONSOLE_BACKEND, "OPTIONS": {}}}
+    circuit = Circuit(5, 60, 30)
+    expected = {"default": {"BACKEND": CONSOLE_BACKEND, "OPTIONS": {}, "CIRCUIT": circuit}}
+    providers = app_settings.PROVIDERS
+    assert providers == expected
     assert app_settings.CHANNEL_PROVIDERS == {}
     assert app_settings.CHANNELS == ["sms", "voice", "email"]
     assert app_settings.REQUIRE_ENROLLMENT is False
@@ -82,9 +85,10 @@ def test_values_from_prefixed_settings(bare: Any) -> None:
     bare.OTP_AUTH_PROVIDERS = {"default": {"BACKEND": "otp_auth.providers.email.EmailProvider"}}
     assert app_settings.CODE_TTL == 300
     assert app_settings.ENFORCE is False
-    assert app_settings.PROVIDERS == {
-        "default": {"BACKEND": "otp_auth.providers.email.EmailProvider", "OPTIONS": {}}
-    }
+    circuit = Circuit(5, 60, 30)
+    email = {"BACKEND": "otp_auth.providers.email.EmailProvider", "OPTIONS": {}}
+    providers = app_settings.PROVIDERS
+    assert providers == {"default": {**email, "CIRCUIT": circuit}}
 
 
 def test_dict_wins_over_prefixed_setting(bare: Any) -> None:

@@ -28,6 +28,7 @@ by the HTTP status second.
 from __future__ import annotations
 
 import math
+import string
 from typing import Any, ClassVar
 
 import phonenumbers
@@ -273,6 +274,12 @@ class VerifyProvider(_Arkesel):
                 f"OTP_AUTH['PROVIDERS']['{alias}']['OPTIONS']['code_type'] must be "
                 "'numeric' or 'alphanumeric'."
             )
+
+    def code_characters(self, reference: str = "") -> str | None:
+        # Arkesel's alphanumeric codes use its own alphabet (0 and O, 1 and I included).
+        if self.code_type == "alphanumeric":
+            return string.digits + string.ascii_uppercase
+        return string.digits
 
     def message_template(self) -> str:
         if self.template:

@@ -37,6 +37,9 @@ class OTPMessage:
     subject: str = field(default="", repr=False)
     html: str = field(default="", repr=False)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds the code in ``text`` stays valid: vendors that queue messages are told to
+    #: drop them after it (Twilio's ``ValidityPeriod``). ``None``: not known.
+    ttl: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,12 @@ class BaseProvider:
     def start(self, verification: HostedVerification) -> DeliveryResult:
         """Ask a hosted-verify vendor to generate and send a code."""
         raise NotImplementedError(f"{type(self).__name__} must implement start()")
+
+    def code_characters(self, reference: str = "") -> str | None:
+        """Characters the codes of this provider's challenge ``reference`` may contain:
+        ``None`` when ``otp_auth`` generated them (``CODE_ALPHABET`` applies). Hosted
+        verify vendors generate their own, from their own alphabet."""
+        return None
 
     def check(self, reference: str, destination: str, code: str) -> bool:
         """Ask a hosted-verify vendor whether ``code`` is right. False for a wrong code;

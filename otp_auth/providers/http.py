@@ -9,7 +9,10 @@ into typed errors:
   (nothing was sent, so another provider may be tried);
 * read timeout, or the connection dropped after the request went out:
   ``ProviderTimeoutError`` (the vendor may have accepted the message);
-* any 5xx reply: ``ProviderUnavailableError``;
+* a 5xx reply the vendor documents as "not processed" (``not_processed_statuses``, e.g.
+  Twilio's 503): ``ProviderUnavailableError``;
+* any other 5xx reply (a 500, 502 or 504 may come from a proxy after the vendor accepted
+  the message): ``ProviderTimeoutError``, like a read timeout;
 * a reply that is not the JSON we expect: ``ProviderResponseError``.
 
 Errors carry the provider name, the HTTP status and a short excerpt of the reply with every
@@ -147,6 +150,9 @@ class HttpProvider(BaseProvider):
 
     base_url: ClassVar[str] = ""
     secret_options: ClassVar[tuple[str, ...]] = ()
+    #: 5xx statuses the vendor documents as "the request was not processed": safe to send
+    #: elsewhere. Every other 5xx leaves the outcome unknown.
+    not_processed_statuses: ClassVar[frozenset[int]] = frozenset()
 
     def __init__(self, alias: str = "default", **options: Any) -> None:
         super().__init__(alias, **options)
@@ -215,7 +221,8 @@ class HttpProvider(BaseProvider):
         auth: tuple[str, str] | None = None,
         redact: Iterable[str] = (),
     ) -> HttpReply:
-        """Send one request; raise a typed error for transport failures and 5xx replies.
+        """Send one request; raise a typed error for transport failures and 5xx replies
+        (see the module docstring for which error means what).
 
         4xx replies are returned: only the vendor module knows what its bodies mean.
         ``redact`` adds values (such as the message text) to keep out of error excerpts.
@@ -259,8 +266,15 @@ class HttpProvider(BaseProvider):
             headers=dict(response.headers),
         )
         if reply.status >= 500:
-            raise ProviderUnavailableError(
-                "server error",
+            if reply.status in self.not_processed_statuses:
+                raise ProviderUnavailableError(
+                    "server error",
+                    provider=self.provider_name,
+                    status=reply.status,
+                    response=self.excerpt(reply.text, redact),
+                )
+            raise ProviderTimeoutError(
+                "server error after the request was sent: the message may be on its way",
                 provider=self.provider_name,
                 status=reply.status,
                 response=self.excerpt(reply.text, redact),

@@ -24,10 +24,17 @@ or ``"*"`` to a list of aliases. ``providers: [...]`` is short for one list for 
 
 The next alias is tried only when the previous one certainly did not take the message
 (``ProviderUnavailableError``: connection refused, 5xx, vendor internal error) or could
-not take it for account reasons (``ProviderAccountError``: no balance, bad credentials).
+not take it for account reasons (``ProviderAccountError``: no balance, bad credentials)
+or cannot reach this destination (``ProviderRouteError``: Twilio's 21612, say).
 After a read timeout the message may already be on its way and no vendor accepts an
 idempotency key, so nothing is retried unless ``failover_on_timeout`` is True.
 ``failover_on`` (a list of error codes) replaces the default list.
+
+Each member's circuit breaker (``otp_auth.providers.health``, shared through the cache)
+is read before it is called: an alias whose circuit is open is skipped, with a
+``skipped`` attempt row, and the next one is tried at once. When every member is open,
+the one opened longest ago is tried anyway (its result counts as the probe), so that a
+site never refuses logins only because its vendors failed a while ago.
 
 ``SMSProvider`` wraps deliver-only providers; ``VerifyProvider`` wraps hosted-verify
 providers and remembers, in the challenge's reference, which one sent the code so the
@@ -50,24 +57,31 @@ from ..exceptions import (
     ProviderAccountError,
     ProviderError,
     ProviderResponseError,
+    ProviderRouteError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from . import health
 from .base import BaseProvider, DeliveryResult, HostedVerification, OTPMessage
 
 __all__ = ["Attempt", "RoutedResult", "SMSProvider", "VerifyProvider"]
 
 logger = logging.getLogger("otp_auth")
 
-DEFAULT_FAILOVER_ON = (ProviderUnavailableError.code, ProviderAccountError.code)
+DEFAULT_FAILOVER_ON = (
+    ProviderUnavailableError.code,
+    ProviderAccountError.code,
+    ProviderRouteError.code,
+)
 
 
 @dataclass(frozen=True)
 class Attempt:
     """What one provider did with one message: the audit row, before it is saved.
 
-    ``outcome`` is ``accepted``, ``failed`` (nothing was sent) or ``unknown`` (no answer:
-    the vendor may have sent it). Never holds a destination, a code or a credential.
+    ``outcome`` is ``accepted``, ``failed`` (nothing was sent), ``unknown`` (no answer:
+    the vendor may have sent it) or ``skipped`` (its circuit was open; not called).
+    Never holds a destination, a code or a credential.
     """
 
     alias: str
@@ -90,6 +104,17 @@ class Attempt:
             reference=result.reference,
             status=result.status,
             raw_status=result.raw_status,
+        )
+
+    @classmethod
+    def skipped(cls, alias: str, provider: BaseProvider) -> Attempt:
+        """An alias routing did not call because its circuit is open: nothing was sent."""
+        return cls(
+            alias=alias,
+            provider=provider.provider_name,
+            outcome="skipped",
+            error=health.CIRCUIT_OPEN,
+            detail="circuit open",
         )
 
     @classmethod
@@ -224,44 +249,35 @@ class _Router(BaseProvider):
 
         attempts: list[Attempt] = []
         last_error: DeliveryError | None = None
-        for member_alias in self.route(channel, destination):
-            member = get_provider(member_alias)
-            if channel not in member.channels:
+        skipped: list[str] = []
+        members = [
+            (alias, get_provider(alias))
+            for alias in self.route(channel, destination)
+            if channel in get_provider(alias).channels
+        ]
+        for member_alias, member in members:
+            ticket = health.admit(member_alias)
+            if ticket is None:
+                skipped.append(member_alias)
+                attempts.append(Attempt.skipped(member_alias, member))
                 continue
-            try:
-                result = call(member)
-            except DeliveryError as exc:
-                attempts.append(Attempt.from_error(member_alias, member, exc))
-                last_error = exc
-                if exc.code in self.failover_on:
-                    logger.warning(
-                        "otp_auth: %r failed over from %r: %s", self.alias, member_alias, exc
-                    )
-                    continue
+            outcome = self._try(ticket, member, call, attempts)
+            if isinstance(outcome, RoutedResult):
+                return outcome
+            last_error, go_on = outcome
+            if not go_on:
                 break
-            except Exception as exc:
-                # A provider bug: whether it sent anything is unknown, so stop here.
-                attempts.append(Attempt.from_error(member_alias, member, exc))
-                last_error = ProviderError(
-                    f"provider raised {type(exc).__name__}", provider=member.provider_name
-                )
-                last_error.__cause__ = exc
-                break
-            if not isinstance(result, DeliveryResult):
-                last_error = ProviderResponseError(
-                    "provider returned no DeliveryResult", provider=member.provider_name
-                )
-                attempts.append(Attempt.from_error(member_alias, member, last_error))
-                break
-            attempts.append(Attempt.from_result(member_alias, result))
-            return RoutedResult(
-                provider=result.provider,
-                status=result.status,
-                reference=self.wrap_reference(member_alias, result.reference),
-                raw_status=result.raw_status,
-                alias=member_alias,
-                attempts=tuple(attempts),
-            )
+        else:
+            if skipped and len(skipped) == len(members):
+                # Every circuit is open: refusing outright would fail every login until
+                # the first cool-off ends, so the one opened longest ago is tried anyway.
+                forced = health.least_recently_opened(skipped)
+                if forced is not None:
+                    member = dict(members)[forced]
+                    outcome = self._try(health.force(forced), member, call, attempts)
+                    if isinstance(outcome, RoutedResult):
+                        return outcome
+                    last_error = outcome[0]
         if last_error is None:
             last_error = ProviderAccountError(
                 f"no provider routed for channel {channel!r}",
@@ -270,6 +286,53 @@ class _Router(BaseProvider):
             )
         last_error.attempts = tuple(attempts)
         raise last_error
+
+    def _try(
+        self,
+        ticket: health.Ticket,
+        member: BaseProvider,
+        call: Callable[[BaseProvider], DeliveryResult],
+        attempts: list[Attempt],
+    ) -> RoutedResult | tuple[DeliveryError, bool]:
+        """Call one member; the result, or the error and whether the next may be tried."""
+        member_alias = ticket.alias
+        try:
+            result = call(member)
+        except DeliveryError as exc:
+            health.record(ticket, exc)
+            attempts.append(Attempt.from_error(member_alias, member, exc))
+            if exc.code in self.failover_on:
+                logger.warning(
+                    "otp_auth: %r failed over from %r: %s", self.alias, member_alias, exc
+                )
+                return exc, True
+            return exc, False
+        except Exception as exc:
+            # A provider bug: whether it sent anything is unknown, so stop here.
+            health.record(ticket, exc)
+            attempts.append(Attempt.from_error(member_alias, member, exc))
+            error = ProviderError(
+                f"provider raised {type(exc).__name__}", provider=member.provider_name
+            )
+            error.__cause__ = exc
+            return error, False
+        if not isinstance(result, DeliveryResult):
+            error = ProviderResponseError(
+                "provider returned no DeliveryResult", provider=member.provider_name
+            )
+            health.record(ticket, error)
+            attempts.append(Attempt.from_error(member_alias, member, error))
+            return error, False
+        health.record(ticket)
+        attempts.append(Attempt.from_result(member_alias, result))
+        return RoutedResult(
+            provider=result.provider,
+            status=result.status,
+            reference=self.wrap_reference(member_alias, result.reference),
+            raw_status=result.raw_status,
+            alias=member_alias,
+            attempts=tuple(attempts),
+        )
 
     def wrap_reference(self, alias: str, reference: str) -> str:
         return reference
@@ -295,10 +358,28 @@ class VerifyProvider(_Router):
             verification.channel, verification.destination, lambda p: p.start(verification)
         )
 
-    def check(self, reference: str, destination: str, code: str) -> bool:
+    def _member_for(self, reference: str) -> tuple[BaseProvider, str]:
         from . import get_provider
 
         alias, sep, inner = reference.partition(":")
         if not sep or alias not in app_settings.PROVIDERS or alias == self.alias:
             raise ProviderResponseError("reference names no provider", provider=self.provider_name)
-        return get_provider(alias).check(inner, destination, code)
+        return get_provider(alias), inner
+
+    def code_characters(self, reference: str = "") -> str | None:
+        if not reference:
+            # Before a send: any member's characters may come back.
+            from . import get_provider
+
+            members = {a for table in self.routes.values() for v in table.values() for a in v}
+            found = {get_provider(a).code_characters() for a in sorted(members)}
+            return "".join(sorted(set("".join(c for c in found if c)))) or None
+        try:
+            member, inner = self._member_for(reference)
+        except ProviderResponseError:
+            return None
+        return member.code_characters(inner)
+
+    def check(self, reference: str, destination: str, code: str) -> bool:
+        member, inner = self._member_for(reference)
+        return member.check(inner, destination, code)

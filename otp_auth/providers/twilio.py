@@ -10,10 +10,12 @@ out in E.164 with the ``+``.
 ``SMSProvider`` (``base_url`` ``https://api.twilio.com``) also takes ``from_number``
 (a Twilio number or an alphanumeric sender; required for voice) or
 ``messaging_service_sid`` (SMS only), ``validity_period`` (seconds Twilio may queue an
-SMS), ``voice`` and ``voice_language`` (for ``<Say>``). A voice call carries its TwiML in
-the ``Twiml`` parameter of the request body, so the code is never in a URL that Twilio
-fetches. With ``WEBHOOK_BASE_URL`` set, each message and call asks for status callbacks,
-which ``otp_auth.webhooks`` checks against ``X-Twilio-Signature``.
+SMS; by default the code's lifetime), ``voice`` and ``voice_language`` (for ``<Say>``).
+A voice call carries its TwiML in the ``Twiml`` parameter of the request body, so the
+code is never in a URL that Twilio fetches. With ``WEBHOOK_BASE_URL`` set, each message
+and call asks for status callbacks, which ``otp_auth.webhooks`` checks against
+``X-Twilio-Signature``; during an Auth Token rotation, ``auth_token_previous`` (a token or
+a list) is accepted for callbacks too.
 
 ``VerifyProvider`` (``base_url`` ``https://verify.twilio.com``) also takes
 ``service_sid`` (required, ``VA...``), ``locale`` and ``channel_map`` (our channel to
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -45,6 +48,7 @@ from ..exceptions import (
     ProviderRateLimitError,
     ProviderRejectedError,
     ProviderResponseError,
+    ProviderRouteError,
 )
 from .base import DeliveryResult, HostedVerification, OTPMessage
 from .http import HttpProvider, HttpReply, StatusUpdate, callback_url
@@ -60,19 +64,23 @@ ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
     21211: (InvalidNumberError, "", "invalid 'To' number"),
     21214: (InvalidNumberError, "", "'To' number cannot be reached"),
     21217: (InvalidNumberError, "", "invalid phone number"),
-    21401: (InvalidNumberError, "", "invalid phone number"),
-    21407: (DestinationBlockedError, "", "destination not enabled for this account"),
+    # 21401 names the sender ('From' not SMS-capable, or a bad alphanumeric id), not the
+    # user's number; 21407: the sender's number type does not support SMS.
+    21401: (ProviderAccountError, "sender", "'From' is not a valid SMS sender"),
+    21407: (ProviderAccountError, "sender", "sender number type does not support SMS"),
     21408: (DestinationBlockedError, "", "permission to send to this region not enabled"),
     21210: (ProviderAccountError, "sender", "'From' number not verified"),
     21212: (ProviderAccountError, "sender", "invalid 'From' number"),
     21606: (ProviderAccountError, "sender", "'From' number cannot send messages"),
     21608: (ProviderAccountError, "configuration", "trial account: 'To' number not verified"),
     21610: (DestinationBlockedError, "", "recipient unsubscribed"),
-    21612: (InvalidNumberError, "", "'To' number not reachable from this sender"),
+    # The To/From pair cannot be connected by Twilio: another vendor may deliver.
+    21612: (ProviderRouteError, "", "'To' and 'From' cannot be connected"),
     21614: (InvalidNumberError, "", "'To' number cannot receive SMS"),
     21215: (DestinationBlockedError, "", "geo permissions do not allow this call"),
     21635: (InvalidNumberError, "", "'To' number is a landline"),
     13224: (InvalidNumberError, "", "number cannot be called"),
+    60006: (InvalidNumberError, "", "number invalid or inactive (carrier lookup)"),
     60033: (InvalidNumberError, "", "invalid phone number"),
     60200: (ProviderRejectedError, "", "invalid parameter"),
     60203: (ProviderRateLimitError, "", "max send attempts reached"),
@@ -81,6 +89,7 @@ ERRORS: dict[int, tuple[type[ProviderError], str, str]] = {
     60221: (ProviderRejectedError, "", "no verification target"),
     60238: (DestinationBlockedError, "", "verification blocked by Twilio"),
     60410: (DestinationBlockedError, "", "blocked by Fraud Guard"),
+    60413: (DestinationBlockedError, "", "verification blocked by Twilio for this destination"),
     60605: (DestinationBlockedError, "", "blocked by Verify geo permissions"),
 }
 #: Check replies meaning "this code is not (or no longer) right", not an error.
@@ -114,8 +123,12 @@ CALL_STATUSES = {
 def compute_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
     """``X-Twilio-Signature`` for ``url`` and POST ``params``: HMAC-SHA1 keyed with the
     Auth Token over the URL followed by each name and value, sorted by name (repeated
-    names by value), base64-encoded."""
-    payload = url + "".join(name + value for name, value in sorted(params))
+    names by value), base64-encoded.
+
+    A name sent twice with the same value counts once, as in Twilio's own validators:
+    ``sorted(set(...))``, not ``sorted(...)``.
+    """
+    payload = url + "".join(name + value for name, value in sorted(set(params)))
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -132,10 +145,53 @@ def _url_variants(url: str) -> list[str]:
     return [url, urlunsplit(parts._replace(netloc=host))]
 
 
+def _is_json(request: HttpRequest) -> bool:
+    # Decided by the signed URL, never by the unsigned Content-Type header.
+    return "bodySHA256" in request.GET
+
+
+def _callback_fields(request: HttpRequest) -> dict[str, str]:
+    """A callback's fields, from the form or (signed with ``bodySHA256``) a JSON object;
+    ``ValueError`` when a JSON body is not an object."""
+    if not _is_json(request):
+        return {key: request.POST.get(key, "") for key in request.POST}
+    try:
+        data = json.loads(request.body)
+    except ValueError as exc:
+        raise ValueError("malformed JSON callback") from exc
+    if not isinstance(data, dict):
+        raise ValueError("a JSON callback must be an object")
+    return {str(k): str(v) for k, v in data.items() if isinstance(v, str | int)}
+
+
 class _Twilio(HttpProvider):
     provider_name: ClassVar[str] = "twilio"
+    #: Twilio: "a 429 is never processed"; a 503 is its documented "service unavailable".
+    not_processed_statuses: ClassVar[frozenset[int]] = frozenset({503})
     required_options: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
-    secret_options: ClassVar[tuple[str, ...]] = ("auth_token",)
+    secret_options: ClassVar[tuple[str, ...]] = ("auth_token", "auth_token_previous")
+
+    def __init__(self, alias: str = "default", **options: Any) -> None:
+        super().__init__(alias, **options)
+        previous = options.get("auth_token_previous") or []
+        if isinstance(previous, str):
+            previous = [previous]
+        if not isinstance(previous, list | tuple) or not all(
+            isinstance(token, str) and token for token in previous
+        ):
+            raise ConfigurationError(
+                f"OTP_AUTH['PROVIDERS']['{alias}']['OPTIONS']['auth_token_previous'] must be "
+                "a token or a list of tokens."
+            )
+        self.previous_tokens: list[str] = list(previous)
+
+    def secrets(self) -> list[str]:
+        return [*super().secrets(), *self.previous_tokens]
+
+    def signing_tokens(self) -> list[str]:
+        """Tokens a callback may be signed with: the current one, then any previous one
+        still accepted while Twilio's rotation window is open."""
+        return [str(self.options["auth_token"]), *self.previous_tokens]
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -188,6 +244,16 @@ class SMSProvider(_Twilio):
     def account_path(self, resource: str) -> str:
         return f"/2010-04-01/Accounts/{self.options['account_sid']}/{resource}.json"
 
+    def validity_period(self, message: OTPMessage) -> int | None:
+        """Seconds Twilio may keep the SMS queued: ``OPTIONS["validity_period"]``, else the
+        code's lifetime, so that a code never arrives after it expired (Twilio's own
+        default is 36,000 s). Twilio accepts 1 to 36,000."""
+        configured = self.options.get("validity_period")
+        seconds = configured if configured else message.ttl
+        if not seconds:
+            return None
+        return min(max(int(seconds), 1), 36_000)
+
     def twiml(self, text: str) -> str:
         """TwiML that reads ``text`` aloud; it travels in the request body only."""
         attrs = ""
@@ -216,8 +282,9 @@ class SMSProvider(_Twilio):
             if self.options.get("from_number"):
                 form["From"] = str(self.options["from_number"])
             form["Body"] = message.text
-            if self.options.get("validity_period"):
-                form["ValidityPeriod"] = str(int(self.options["validity_period"]))
+            validity = self.validity_period(message)
+            if validity:
+                form["ValidityPeriod"] = str(validity)
             resource = "Messages"
         if callback:
             form["StatusCallback"] = callback
@@ -239,30 +306,35 @@ class SMSProvider(_Twilio):
 
     def signature_valid(self, request: HttpRequest) -> bool:
         """Check ``X-Twilio-Signature`` against the public URL from ``WEBHOOK_BASE_URL``
-        (never the ``Host`` header) and the POSTed parameters, in constant time."""
+        (never the ``Host`` header) and the POSTed parameters, in constant time, with the
+        Auth Token and any ``auth_token_previous``.
+
+        A JSON callback signs the URL alone, which carries ``bodySHA256``: the hex SHA-256
+        of the raw body, checked first.
+        """
         signature = request.headers.get("X-Twilio-Signature", "")
         base = app_settings.WEBHOOK_BASE_URL
         if not signature or not base:
             return False
         url = f"{base}{request.get_full_path()}"
-        if "bodySHA256" in request.GET:
-            # JSON webhooks sign the URL only and carry the body's hash in it.
+        if _is_json(request):
             expected = hashlib.sha256(request.body).hexdigest()
-            if not hmac.compare_digest(expected, request.GET["bodySHA256"]):
+            if not hmac.compare_digest(expected.encode(), request.GET["bodySHA256"].encode()):
                 return False
             params: list[tuple[str, str]] = []
         else:
             params = [(k, v) for k, values in request.POST.lists() for v in values]
         matched = False
-        for candidate in _url_variants(url):
-            computed = compute_signature(str(self.options["auth_token"]), candidate, params)
-            matched |= hmac.compare_digest(computed.encode(), signature.encode())
+        for auth_token in self.signing_tokens():
+            for candidate in _url_variants(url):
+                computed = compute_signature(auth_token, candidate, params)
+                matched |= hmac.compare_digest(computed.encode(), signature.encode())
         return matched
 
     def parse_status_callback(self, request: HttpRequest, token: str | None) -> StatusUpdate:
         if request.method != "POST" or not self.signature_valid(request):
             raise PermissionDenied("bad Twilio signature")
-        params = request.POST
+        params = _callback_fields(request)
         reference = params.get("MessageSid") or params.get("SmsSid") or params.get("CallSid")
         raw = params.get("MessageStatus") or params.get("SmsStatus") or params.get("CallStatus")
         if not reference or not raw:
@@ -301,6 +373,9 @@ class VerifyProvider(_Twilio):
                 f"Verify channel(s) {bad}."
             )
 
+    def code_characters(self, reference: str = "") -> str | None:
+        return "0123456789"  # Verify codes are digits (4 to 10 of them)
+
     def service_path(self, resource: str) -> str:
         return f"/v2/Services/{self.options['service_sid']}/{resource}"
 
@@ -313,6 +388,16 @@ class VerifyProvider(_Twilio):
             form["Locale"] = str(self.options["locale"])
         reply, body = self.post(self.service_path("Verifications"), form, [])
         if not reply.ok:
+            if isinstance(body, dict) and body.get("code") == 20404:
+                # At start a 404 can only mean the service: a wrong or deleted service_sid.
+                raise ProviderAccountError(
+                    "Twilio 20404: Verify service not found (check 'service_sid')",
+                    reason="configuration",
+                    provider=self.provider_name,
+                    status=reply.status,
+                    vendor_code="20404",
+                    response=self.excerpt(reply.text),
+                )
             raise self.api_error(reply, body, [])
         if not isinstance(body, dict) or not body.get("sid"):
             raise ProviderResponseError(

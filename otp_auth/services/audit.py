@@ -13,7 +13,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from ..models import AuditEvent, Challenge, DeliveryAttempt
-from ..signals import audit_event, delivery_status_changed
+from ..signals import audit_event, circuit_closed, circuit_opened, delivery_status_changed
 from ..utils import client_ip, user_agent
 
 __all__ = ["attach", "context", "event", "log", "record", "record_challenge"]
@@ -41,6 +41,8 @@ OUTCOMES: dict[str, str] = {
     Kind.RESET_REQUESTED: Outcome.INFO,
     Kind.RESET_COMPLETED: Outcome.SUCCESS,
     Kind.SIGNED_OUT_EVERYWHERE: Outcome.INFO,
+    Kind.CIRCUIT_OPENED: Outcome.FAILURE,
+    Kind.CIRCUIT_CLOSED: Outcome.SUCCESS,
 }
 
 
@@ -147,7 +149,20 @@ def context(instance: Any) -> tuple[Any, HttpRequest | None]:
     return found if isinstance(found, tuple) else (None, None)
 
 
+def _on_circuit_opened(
+    sender: Any, *, alias: str, failures: int, error: str, cool_off: int, **kw: Any
+) -> None:
+    cause = "probe failed" if kw.get("reopened") else f"{failures} failures"
+    log(Kind.CIRCUIT_OPENED, reason=error, detail=f"{alias}: {cause}; skipped for {cool_off} s")
+
+
+def _on_circuit_closed(sender: Any, *, alias: str, reason: str, **kw: Any) -> None:
+    log(Kind.CIRCUIT_CLOSED, reason=reason, detail=alias)
+
+
 def connect() -> None:
     """Connect the receiver above (from ``AppConfig.ready``). Factor rows are audited by
     ``services.factors``, whose receivers also advance the epoch."""
     delivery_status_changed.connect(_on_delivery_status, dispatch_uid="otp_auth.audit.status")
+    circuit_opened.connect(_on_circuit_opened, dispatch_uid="otp_auth.audit.circuit+")
+    circuit_closed.connect(_on_circuit_closed, dispatch_uid="otp_auth.audit.circuit-")

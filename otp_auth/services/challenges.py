@@ -33,6 +33,7 @@ from ..crypto import (
 )
 from ..exceptions import (
     ChallengeLockedError,
+    ConfigurationError,
     CountryNotAllowedError,
     DeliveryError,
     DeviceError,
@@ -201,7 +202,7 @@ def verify_challenge(
     same checks, then one attempt counted and the check marked in flight; committed),
     ask the vendor (outside any transaction), record the answer (under the locks again).
     """
-    normalized = normalize_code(code)
+    normalized: str | None = None
     reservation = guard.before_verify(request, user=user)
     state: Lockout | None = None
     with transaction.atomic():
@@ -210,6 +211,8 @@ def verify_challenge(
         verdict: _Verdict | None = _Verdict(_admission(challenge, purpose, user, now))
         if verdict is not None and verdict.error is None:
             assert challenge is not None
+            # A hosted-verify vendor's codes use its own alphabet, not ``CODE_ALPHABET``.
+            normalized = normalize_code(code, _code_characters(challenge))
             # The user's Lockout row stays locked to the end of the step: parallel checks
             # of any of the user's challenges take their turn against one budget.
             state = lockout.acquire(challenge.user_id)
@@ -484,6 +487,18 @@ def _audit_refusal(
     if lock_started:
         kinds.append((lock_started, "consecutive_failures"))
     audit.record_challenge(challenge, kinds, request=request)
+
+
+def _code_characters(challenge: Challenge) -> str | None:
+    """The characters the challenge's code may hold: a hosted-verify vendor's own
+    alphabet, or ``None`` for codes generated here (``CODE_ALPHABET``)."""
+    try:
+        provider = get_provider(challenge.provider_alias)
+    except ConfigurationError:
+        return None
+    if not provider.hosted_verify:
+        return None
+    return provider.code_characters(challenge.provider_reference)
 
 
 def _code_matches(challenge: Challenge, code: str) -> bool | None:

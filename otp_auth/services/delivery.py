@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import phonenumbers
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.template.loader import select_template
 from django.utils import timezone
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_destination_allowed",
+    "numeric_codes_only",
     "record_attempts",
     "record_status",
     "render_message",
+    "render_text",
+    "sms_units",
     "send_code",
     "start_hosted",
 ]
@@ -42,12 +46,61 @@ def _render(names: list[str], context: dict[str, object]) -> str:
     return str(select_template(names).render(context)).strip()
 
 
-def render_message(challenge: Challenge, code: str, destination: str) -> OTPMessage:
-    """Build the neutral message from templates a site can override.
+#: GSM 03.38: characters that cost one septet, and those that cost two (escape + char).
+GSM7_BASIC = frozenset(
+    "@\u00a3$\u00a5\u00e8\u00e9\u00f9\u00ec\u00f2\u00c7\n\u00d8\u00f8\r\u00c5\u00e5"
+    "\u0394_\u03a6\u0393\u039b\u03a9\u03a0\u03a8\u03a3\u0398\u039e\u00c6\u00e6\u00df"
+    "\u00c9 !\"#\u00a4%&'()*+,-./0123456789:;<=>?\u00a1ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "\u00c4\u00d6\u00d1\u00dc\u00a7\u00bfabcdefghijklmnopqrstuvwxyz\u00e4\u00f6\u00f1"
+    "\u00fc\u00e0"
+)
+GSM7_EXTENDED = frozenset("^{}\\[~]|\u20ac\f")
 
-    Looked up first per purpose (``otp_auth/messages/<purpose>/<channel>.txt``), then per
-    channel (``otp_auth/messages/<channel>.txt``).
-    """
+
+def sms_units(text: str) -> tuple[str, int, list[str]]:
+    """``(encoding, length, offending)`` of an SMS: ``"gsm7"`` with its length in septets
+    (one segment holds 160), or ``"ucs2"`` with its length in UTF-16 units (one segment
+    holds 70) and the characters that forced it."""
+    offending = sorted({ch for ch in text if ch not in GSM7_BASIC and ch not in GSM7_EXTENDED})
+    if offending:
+        return "ucs2", len(text.encode("utf-16-le")) // 2, offending
+    return "gsm7", sum(2 if ch in GSM7_EXTENDED else 1 for ch in text), []
+
+
+def render_text(purpose: str, channel: str, code: str) -> str:
+    """The text of a code message: the templates a site can override, looked up first per
+    purpose (``otp_auth/messages/<purpose>/<channel>.txt``), then per channel
+    (``otp_auth/messages/<channel>.txt``); for SMS, the ``SMS_APP_HASH`` and
+    ``SMS_ORIGIN`` lines follow (see ``sms_suffix``)."""
+    context: dict[str, object] = {
+        "code": code,
+        "purpose": purpose,
+        "channel": channel,
+        "minutes": max(app_settings.code_ttl(purpose, channel) // 60, 1),
+        "site_name": app_settings.SITE_NAME,
+    }
+    base = "otp_auth/messages"
+    text = _render([f"{base}/{purpose}/{channel}.txt", f"{base}/{channel}.txt"], context)
+    if channel == Channel.SMS:
+        text = "\n".join([text, *sms_suffix(code)])
+    return text
+
+
+def sms_suffix(code: str) -> list[str]:
+    """Lines after an SMS text: Android's SMS Retriever app hash, then the origin-bound
+    line (``@example.com #123456``) that browsers' WebOTP and iOS/Android autofill read,
+    which must be the last line."""
+    lines = []
+    if app_settings.SMS_APP_HASH:
+        lines.append(app_settings.SMS_APP_HASH)
+    if app_settings.SMS_ORIGIN:
+        lines.append(f"@{app_settings.SMS_ORIGIN} #{code}")
+    return lines
+
+
+def render_message(challenge: Challenge, code: str, destination: str) -> OTPMessage:
+    """Build the neutral message from templates a site can override (``render_text``)."""
+    base = "otp_auth/messages"
     context: dict[str, object] = {
         "code": code,
         "purpose": challenge.purpose,
@@ -55,11 +108,7 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
         "minutes": max(app_settings.code_ttl(challenge.purpose, challenge.channel) // 60, 1),
         "site_name": app_settings.SITE_NAME,
     }
-    base = "otp_auth/messages"
-    text = _render(
-        [f"{base}/{challenge.purpose}/{challenge.channel}.txt", f"{base}/{challenge.channel}.txt"],
-        context,
-    )
+    text = render_text(challenge.purpose, challenge.channel, code)
     subject = html = ""
     if challenge.channel == Channel.EMAIL:
         subject = " ".join(
@@ -77,7 +126,25 @@ def render_message(challenge: Challenge, code: str, destination: str) -> OTPMess
         subject=subject,
         html=html,
         metadata={"challenge": challenge.public_id},
+        ttl=app_settings.code_ttl(challenge.purpose, challenge.channel),
     )
+
+
+def numeric_codes_only() -> bool:
+    """True when every code a user may be sent is digits: ours, and the hosted-verify
+    vendors' (Arkesel's ``code_type="alphanumeric"`` is not); forms pick the keyboard."""
+    if app_settings.CODE_ALPHABET != "0123456789":
+        return False
+    from ..providers import get_provider
+
+    for alias in app_settings.PROVIDERS:
+        try:
+            characters = get_provider(alias).code_characters()
+        except ImproperlyConfigured:
+            continue
+        if characters and not characters.isdigit():
+            return False
+    return True
 
 
 def check_destination_allowed(channel: str, destination: str) -> None:
@@ -190,7 +257,7 @@ def record_attempts(challenge: Challenge, attempts: Iterable[Attempt]) -> list[D
     else:
         DeliveryAttempt.objects.bulk_create(rows)
     for row in rows:
-        if row.outcome == DeliveryAttempt.ACCEPTED:
+        if row.outcome in (DeliveryAttempt.ACCEPTED, DeliveryAttempt.SKIPPED):
             continue
         if row.error_code == "provider_account":
             logger.error(

@@ -14,6 +14,7 @@ Every route needs the ``api-key`` header (any case) and accepts JSON or form bod
 from __future__ import annotations
 
 import secrets
+import string
 import threading
 import time
 import uuid
@@ -46,6 +47,12 @@ RESULTS = {
 }
 
 
+VENDOR_ALPHABETS = {
+    "numeric": string.digits,
+    "alphanumeric": string.digits + string.ascii_uppercase,
+}
+
+
 def result(code: str, status: int = 200) -> Reply:
     """The documented reply for an OTP result code (200 by default, as clients observe)."""
     return Reply(status, {"code": code, "message": RESULTS[code]})
@@ -67,6 +74,8 @@ class FakeArkesel(FakeServer):
         self.codes: dict[str, tuple[str, float]] = {}  # number -> (code, expires at)
         self.otp_messages: list[tuple[str, str, str]] = []  # (number, medium, text)
         self.invalid_numbers: set[str] = set()
+        #: Codes to hand out next (tests pin one); otherwise random ones.
+        self.next_codes: list[str] = []
         self.state_lock = threading.Lock()
 
     def route(self, request: Recorded) -> Reply:
@@ -116,8 +125,11 @@ class FakeArkesel(FakeServer):
         if not digits.isdigit() or not 9 <= len(digits) <= 15 or number in self.invalid_numbers:
             return result("1005")
         length = int(data["length"])
-        alphabet = "0123456789" if data["type"] == "numeric" else "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-        code = "".join(secrets.choice(alphabet) for _ in range(length))
+        # The vendor's alphabet, not ours: alphanumeric codes may hold 0, O, 1 and I.
+        alphabet = VENDOR_ALPHABETS.get(str(data["type"]), VENDOR_ALPHABETS["numeric"])
+        with self.state_lock:
+            pinned = self.next_codes.pop(0) if self.next_codes else None
+        code = pinned or "".join(secrets.choice(alphabet) for _ in range(length))
         expires = time.monotonic() + 60 * int(data["expiry"])
         text = message.replace("%otp_code%", code).replace("%expiry%", str(data["expiry"]))
         with self.state_lock:

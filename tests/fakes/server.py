@@ -3,8 +3,9 @@
 Each vendor fake subclasses ``FakeServer`` and implements ``route()`` (the vendor's normal
 behaviour). Tests can push ``Reply`` objects with ``script()`` to force any answer:
 an error body, a 5xx, malformed JSON, a slow reply (for read timeouts) or a dropped
-connection. Every request is kept in ``requests`` with its method, path, query, headers
-and raw body, so tests assert exactly what went over the wire.
+connection; ``hang = True`` makes every request wait for an answer that never comes.
+Every request is kept in ``requests`` with its method, path, query, headers and raw
+body, so tests assert exactly what went over the wire.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self.verbose = verbose
         self.stopping = threading.Event()
+        #: True: accept every request and never answer (until the server stops), like a
+        #: vendor whose load balancer is up and whose back end is stuck.
+        self.hang = False
         self._script: list[Reply] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -173,6 +177,8 @@ class FakeServer:
     def dispatch(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
+            if self.hang:
+                return Reply(delay=3600)
             for index, reply in enumerate(self._script):
                 if reply.path is None or reply.path in recorded.path:
                     del self._script[index]

@@ -137,8 +137,9 @@ def test_sms_error_replies(fake_arkesel, reply, error, reason):
 @pytest.mark.parametrize(
     ("reply", "error"),
     [
-        (Reply(500, {"status": "error"}), ProviderUnavailableError),
-        (Reply(502, body="<html>Bad gateway</html>"), ProviderUnavailableError),
+        # Arkesel documents no 5xx as "not processed": the outcome is unknown.
+        (Reply(500, {"status": "error"}), ProviderTimeoutError),
+        (Reply(502, body="<html>Bad gateway</html>"), ProviderTimeoutError),
         (Reply(200, body="not json"), ProviderResponseError),
         (Reply(200, body="[1, 2]"), ProviderResponseError),
         (Reply(200, {"status": "success"}, delay=1.0), ProviderTimeoutError),
@@ -320,7 +321,7 @@ def test_verify_refusals_are_false_not_errors(fake_arkesel):
         (Reply(401, {"message": "Unauthenticated."}), ProviderAccountError),
         (Reply(422, {"message": "The number field is required."}), ProviderRejectedError),
         (Reply(200, body="<html>"), ProviderResponseError),
-        (Reply(503, body=""), ProviderUnavailableError),
+        (Reply(503, body=""), ProviderTimeoutError),
         (Reply(200, {"code": "1000"}, delay=1.0), ProviderTimeoutError),
     ],
 )
@@ -386,6 +387,31 @@ def test_login_with_arkesel_hosted_verify(client, user, fake_arkesel, use_provid
     assert response.status_code == 302
     challenge.refresh_from_db()
     assert challenge.status == ChallengeStatus.VERIFIED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("router", [False, True])
+def test_login_with_arkesel_alphanumeric_codes(client, user, fake_arkesel, use_providers, router):
+    """Arkesel's alphabet is not ours (CODE_ALPHABET is numeric, and ours has no 0/O/1/I):
+    its codes must reach Arkesel's check as typed, upper-cased."""
+    options = arkesel_options(fake_arkesel, code_type="alphanumeric")
+    if router:
+        use_providers(
+            default=("otp_auth.providers.routing.VerifyProvider", {"providers": ["ark"]}),
+            ark=("otp_auth.providers.arkesel.VerifyProvider", options),
+        )
+    else:
+        use_providers(default=("otp_auth.providers.arkesel.VerifyProvider", options))
+    fake_arkesel.next_codes.append("O0I1QZ")
+    response = password_step(client)
+    assert response.status_code == 302
+    assert fake_arkesel.last.json["type"] == "alphanumeric"
+    page = client.get(response["Location"])
+    assert 'inputmode="text"' in page.content.decode()
+    response = client.post("/account/login/verify/", {"code": "o0i1-qz"})
+    assert response.status_code == 302
+    assert fake_arkesel.last.json["code"] == "O0I1QZ"
+    assert Challenge.objects.get().status == ChallengeStatus.VERIFIED
 
 
 @pytest.mark.django_db

@@ -53,7 +53,20 @@ def test_request_sends_user_agent_and_no_redirects(fake):
     assert fake.last.json == {"a": 1}
 
 
-def test_server_error_is_unavailable_and_not_retried(fake):
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_error_may_follow_acceptance_and_is_not_retried(fake, status):
+    """Without the vendor's word that a status means "not processed", a 5xx (from a
+    proxy, or after the write) leaves the outcome unknown, like a read timeout."""
+    fake.script(Reply(status, body="<html>bad gateway sekrit-token-value</html>"))
+    with pytest.raises(ProviderTimeoutError, match="after the request was sent") as info:
+        provider(fake).request("POST", "/send")
+    assert info.value.status == status
+    assert "sekrit-token-value" not in info.value.response
+    assert len(fake.requests) == 1
+
+
+def test_documented_not_processed_status_is_unavailable(fake, monkeypatch):
+    monkeypatch.setattr(HttpProvider, "not_processed_statuses", frozenset({503}))
     fake.script(Reply(503, body="<html>down for maintenance sekrit-token-value</html>"))
     with pytest.raises(ProviderUnavailableError) as info:
         provider(fake).request("POST", "/send")

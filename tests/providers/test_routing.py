@@ -15,6 +15,7 @@ from otp_auth.services import resend_challenge
 from tests.conftest import password_step
 from tests.fakes import Reply
 from tests.fakes.arkesel import result
+from tests.fakes.twilio import error
 
 from .conftest import arkesel_options, code_in, twilio_options
 
@@ -61,24 +62,71 @@ def test_first_provider_that_works_sends(client, user, routed, fake_arkesel, fak
     assert attempts() == [("arkesel", "accepted", "", None)]
 
 
-def test_server_error_fails_over_and_both_attempts_are_recorded(
-    client, user, routed, fake_arkesel, fake_twilio
+NO_BALANCE = Reply(402, {"status": "error", "message": "Insufficient balance"})
+
+
+def test_not_processed_server_error_fails_over_and_both_attempts_are_recorded(
+    client, user, use_providers, fake_arkesel, fake_twilio
 ):
-    fake_arkesel.script(Reply(503, body="<h1>Service Unavailable</h1>"))
+    use_providers(
+        default=(ROUTER, {"providers": ["twilio", "arkesel"]}),
+        arkesel=(ARKESEL, arkesel_options(fake_arkesel)),
+        twilio=(TWILIO, twilio_options(fake_twilio, from_number="+15005550006")),
+    )
+    # Twilio documents its 503 as "not processed": the message may go elsewhere.
+    fake_twilio.script(Reply(503, body="<h1>Service Unavailable</h1>"))
     assert password_step(client).status_code == 302
 
-    assert len(fake_arkesel.requests) == 1
-    assert len(fake_twilio.outgoing) == 1
+    assert len(fake_twilio.requests) == 1
+    assert len(fake_arkesel.sent) == 1
     assert attempts() == [
-        ("arkesel", "failed", "provider_unavailable", 503),
-        ("twilio", "accepted", "", None),
+        ("twilio", "failed", "provider_unavailable", 503),
+        ("arkesel", "accepted", "", None),
     ]
     challenge = Challenge.objects.get()
     assert challenge.provider_alias == "default"
-    assert challenge.provider_reference == fake_twilio.outgoing[0].sid
+    assert challenge.provider_reference == fake_arkesel.sent[0].id
     assert challenge.status == ChallengeStatus.PENDING
-    code = code_in(fake_twilio.outgoing[0].params["Body"])
+    code = code_in(fake_arkesel.sent[0].text)
     assert client.post("/account/login/verify/", {"code": code}).status_code == 302
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_error_that_may_follow_acceptance_is_not_retried(
+    client, user, routed, fake_arkesel, fake_twilio, status
+):
+    """Arkesel documents no 5xx as "not processed": a proxy's 502/504 (or a 500 after
+    the write) may come after the message went out, so it counts as a timeout."""
+    fake_arkesel.script(Reply(status, body="<h1>Bad Gateway</h1>"))
+    assert password_step(client).status_code == 200
+    assert fake_twilio.requests == []
+    assert attempts() == [("arkesel", "unknown", "provider_timeout", status)]
+
+
+def test_server_error_fails_over_when_timeouts_may(client, user, routed, fake_arkesel, fake_twilio):
+    routed(failover_on_timeout=True)
+    fake_arkesel.script(Reply(502, body=""))
+    assert password_step(client).status_code == 302
+    assert attempts() == [
+        ("arkesel", "unknown", "provider_timeout", 502),
+        ("twilio", "accepted", "", None),
+    ]
+
+
+def test_unroutable_pair_fails_over_to_another_vendor(
+    client, user, use_providers, fake_arkesel, fake_twilio
+):
+    use_providers(
+        default=(ROUTER, {"providers": ["twilio", "arkesel"]}),
+        arkesel=(ARKESEL, arkesel_options(fake_arkesel)),
+        twilio=(TWILIO, twilio_options(fake_twilio, from_number="+15005550006")),
+    )
+    fake_twilio.script(error(21612, "The 'To' and 'From' cannot be connected"))
+    assert password_step(client).status_code == 302
+    assert attempts() == [
+        ("twilio", "failed", "provider_route", 400),
+        ("arkesel", "accepted", "", None),
+    ]
 
 
 def test_vendor_internal_error_fails_over(client, user, use_providers, fake_arkesel, fake_twilio):
@@ -172,7 +220,7 @@ def test_account_problem_fails_over_but_a_bad_number_does_not(
 
 def test_failover_on_replaces_the_default_list(client, user, routed, fake_arkesel, fake_twilio):
     routed(failover_on=["provider_rate_limited"])
-    fake_arkesel.script(Reply(503, body=""))
+    fake_arkesel.script(NO_BALANCE)
     assert password_step(client).status_code == 200
     assert fake_twilio.requests == []
     fake_arkesel.script(Reply(429, {"status": "error", "message": "Too many requests"}))
@@ -183,11 +231,11 @@ def test_failover_on_replaces_the_default_list(client, user, routed, fake_arkese
 def test_every_provider_failing_records_every_attempt(
     client, user, routed, fake_arkesel, fake_twilio
 ):
-    fake_arkesel.script(Reply(500, body=""))
+    fake_arkesel.script(NO_BALANCE)
     fake_twilio.script(Reply(503, body=""))
     assert password_step(client).status_code == 200
     assert attempts() == [
-        ("arkesel", "failed", "provider_unavailable", 500),
+        ("arkesel", "failed", "provider_account", 402),
         ("twilio", "failed", "provider_unavailable", 503),
     ]
     challenge = Challenge.objects.get()
@@ -272,11 +320,11 @@ def test_each_resend_adds_its_attempts(client, user, routed, fake_arkesel, fake_
     settings.OTP_AUTH = {**settings.OTP_AUTH, "RESEND_COOLDOWN": 0}
     password_step(client)
     challenge = Challenge.objects.get()
-    fake_arkesel.script(Reply(500, body=""))
+    fake_arkesel.script(NO_BALANCE)
     resend_challenge(challenge.public_id, user=user)
     assert attempts() == [
         ("arkesel", "accepted", "", None),
-        ("arkesel", "failed", "provider_unavailable", 500),
+        ("arkesel", "failed", "provider_account", 402),
         ("twilio", "accepted", "", None),
     ]
     challenge.refresh_from_db()
@@ -321,9 +369,11 @@ def test_verify_router_refuses_deliver_only_members(use_providers, fake_arkesel)
 
 
 def test_failover_is_logged_with_its_reason(client, user, routed, fake_arkesel, caplog):
-    fake_arkesel.script(Reply(503, body=""))
+    fake_arkesel.script(NO_BALANCE)
     password_step(client)
     assert Challenge.objects.get().delivery_attempts.count() == 2
-    assert [r.getMessage() for r in caplog.records if r.name == "otp_auth"] == [
-        "otp_auth: 'default' failed over from 'arkesel': server error provider=arkesel status=503"
-    ]
+    messages = [r.getMessage() for r in caplog.records if r.name == "otp_auth"]
+    assert messages[0] == (
+        "otp_auth: 'default' failed over from 'arkesel': Arkesel: insufficient balance "
+        "provider=arkesel status=402"
+    )

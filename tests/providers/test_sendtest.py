@@ -60,9 +60,9 @@ def test_routing_prints_each_attempt(use_providers, fake_arkesel, fake_twilio):
         ark=(ARKESEL, arkesel_options(fake_arkesel)),
         tw=(TWILIO, twilio_options(fake_twilio, from_number="+15005550006")),
     )
-    fake_arkesel.script(Reply(500, body=""))
+    fake_arkesel.script(Reply(402, {"status": "error", "message": "Insufficient balance"}))
     output = run("+233241234567")
-    assert "attempt 1: ark (arkesel) failed provider_unavailable HTTP 500" in output
+    assert "attempt 1: ark (arkesel) failed provider_account HTTP 402" in output
     assert "attempt 2: tw (twilio) accepted" in output
     assert "OK queued via twilio" in output
 

@@ -16,6 +16,7 @@ from otp_auth.exceptions import (
     ProviderRateLimitError,
     ProviderRejectedError,
     ProviderResponseError,
+    ProviderRouteError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
@@ -82,6 +83,30 @@ def test_messaging_service_validity_and_status_callback(fake_twilio, settings):
     assert form["StatusCallback"] == f"{WEBHOOK_BASE}/account/webhooks/tw/"
 
 
+@pytest.mark.django_db
+def test_login_sms_expires_in_the_queue_with_the_code(client, user, use_providers, fake_twilio):
+    """Without ValidityPeriod, Twilio may hold a queued SMS for 10 hours: long after the
+    code in it expired."""
+    use_providers(
+        default=(
+            "otp_auth.providers.twilio.SMSProvider",
+            twilio_options(fake_twilio, from_number="+15005550006"),
+        ),
+        extra={"CODE_TTL": 300},
+    )
+    assert password_step(client).status_code == 302
+    assert fake_twilio.last.form["ValidityPeriod"] == "300"
+
+
+def test_validity_period_is_clamped_to_what_twilio_accepts(fake_twilio):
+    provider = SMSProvider(alias="tw", **twilio_options(fake_twilio, from_number="+15005550006"))
+    long_lived = OTPMessage(
+        destination=NUMBER, text="Your code is 123456.", channel="sms", purpose="login", ttl=86_400
+    )
+    provider.send(long_lived)
+    assert fake_twilio.last.form["ValidityPeriod"] == "36000"
+
+
 def test_voice_code_travels_in_the_body_never_in_a_url(fake_twilio, settings):
     """R19: the TwiML with the code is a request parameter; no URL Twilio fetches has it."""
     settings.OTP_AUTH = {**settings.OTP_AUTH, "WEBHOOK_BASE_URL": WEBHOOK_BASE}
@@ -143,7 +168,9 @@ MESSAGE_ERRORS = [
     (21606, ProviderAccountError, "sender"),
     (21608, ProviderAccountError, "configuration"),
     (21610, DestinationBlockedError, None),
-    (21612, InvalidNumberError, None),
+    (21401, ProviderAccountError, "sender"),  # the sender, not the user's number
+    (21407, ProviderAccountError, "sender"),
+    (21612, ProviderRouteError, None),  # To/From pair: another vendor may deliver
     (21614, InvalidNumberError, None),
     (21635, InvalidNumberError, None),
     (30999, ProviderRejectedError, None),  # unknown code: by HTTP status (400)
@@ -177,8 +204,10 @@ def test_wrong_credentials_against_the_fake(fake_twilio):
 @pytest.mark.parametrize(
     ("reply", "cls"),
     [
-        (Reply(500, error(20500).json), ProviderUnavailableError),
-        (Reply(503, body="Service Unavailable"), ProviderUnavailableError),
+        (Reply(500, error(20500).json), ProviderTimeoutError),  # may follow acceptance
+        (Reply(502, body="Bad Gateway"), ProviderTimeoutError),
+        (Reply(504, body="Gateway Timeout"), ProviderTimeoutError),
+        (Reply(503, body="Service Unavailable"), ProviderUnavailableError),  # not processed
         (Reply(201, body="{not json"), ProviderResponseError),
         (Reply(201, {"status": "queued"}), ProviderResponseError),  # no sid
         (Reply(201, {"sid": "SM1", "status": "queued"}, delay=1.0), ProviderTimeoutError),
@@ -280,6 +309,9 @@ START_ERRORS = [
     (60605, "Verification blocked by geo permissions", DestinationBlockedError),
     (60238, "Verification blocked by Twilio", DestinationBlockedError),
     (60033, "Invalid phone number", InvalidNumberError),
+    (60006, "Invalid Phone Number", InvalidNumberError),
+    (60413, "Verification blocked", DestinationBlockedError),
+    (20404, "The requested resource was not found", ProviderAccountError),
     (20003, "Authenticate", ProviderAccountError),
     (20429, "Too Many Requests", ProviderRateLimitError),
 ]
@@ -294,6 +326,16 @@ def test_verify_start_errors_are_mapped(fake_twilio, code, text, cls):
     assert info.value.vendor_code == str(code)
 
 
+def test_verify_start_404_is_a_configuration_error(fake_twilio):
+    """Against the fake, a wrong service sid is a 404/20404 (not a refused code)."""
+    provider = VerifyProvider(
+        alias="tw", **twilio_options(fake_twilio, service_sid="VA" + "9" * 32)
+    )
+    with pytest.raises(ProviderAccountError, match="service_sid") as info:
+        provider.start(verification())
+    assert info.value.reason == "configuration"
+
+
 @pytest.mark.parametrize(
     ("reply", "outcome"),
     [
@@ -303,7 +345,8 @@ def test_verify_start_errors_are_mapped(fake_twilio, code, text, cls):
         (Reply(200, {"sid": "VE1", "status": "expired"}), False),
         (error(60221, "No target verification specified"), ProviderRejectedError),
         (error(20003, "Authenticate"), ProviderAccountError),
-        (Reply(502, body=""), ProviderUnavailableError),
+        (Reply(502, body=""), ProviderTimeoutError),
+        (Reply(503, body=""), ProviderUnavailableError),
         (Reply(200, {"sid": "VE1"}), ProviderResponseError),
         (Reply(200, body="oops"), ProviderResponseError),
         (Reply(200, {"status": "approved"}, delay=1.0), ProviderTimeoutError),

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 
 import pytest
+from django.http import QueryDict
 from django.test import Client
 
+from otp_auth.exceptions import ConfigurationError
 from otp_auth.models import Challenge, DeliveryAttempt
 from otp_auth.providers import get_provider
+from otp_auth.providers.twilio import SMSProvider as TwilioSMSProvider
 from otp_auth.providers.twilio import compute_signature
 from otp_auth.services import resend_challenge
 from otp_auth.signals import delivery_status_changed
 from tests.conftest import password_step
 
 from .conftest import WEBHOOK_BASE, arkesel_options, code_in, twilio_options
+
+try:  # The official package, for cross-checks only: not a dependency of otp_auth.
+    from twilio.request_validator import RequestValidator
+except ImportError:  # pragma: no cover - depends on the environment
+    RequestValidator = None
+
+needs_twilio = pytest.mark.skipif(
+    RequestValidator is None, reason="cross-check with the official twilio package"
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +49,35 @@ def test_signature_matches_twilios_published_example():
     assert compute_signature("12345", url, params.items()) == "RSOYDt4T1cUTdK1PDd93/VVr8B8="
     repeated = [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
     assert compute_signature("12345", url, repeated) == "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+
+
+def test_repeated_identical_values_count_once_as_twilio_signs_them():
+    """Vector produced by the official ``twilio`` package's RequestValidator (9.13)."""
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = [
+        ("Digits", "1234"),
+        ("Digits", "1234"),
+        ("Digits", "5678"),
+        ("CallSid", "CA1"),
+        ("Body", "h\u00e9llo w\u00f6rld"),
+    ]
+    assert compute_signature("12345", url, params) == "4yVsFfd5Yao4I7srgvvQzpDNwR8="
+
+
+@needs_twilio
+def test_matches_the_official_validator_on_random_forms():
+    """Cross-check with Twilio's own RequestValidator (the ``test`` group installs it)."""
+    rng = random.Random(1234)
+    names = ["Body", "To", "From", "MessageSid", "Digits", "a", "A", "b_1", "\u00e9t\u00e9"]
+    values = ["", "1", "1234", "+233241234567", "h\u00e9llo", "a&b=c", "\U0001f600", " x "]
+    for _ in range(200):
+        pairs = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randint(0, 8))]
+        query = QueryDict(mutable=True)
+        for name, value in pairs:
+            query.appendlist(name, value)
+        url = f"https://otp.example.com/hook/?n={rng.randint(0, 9)}"
+        official = RequestValidator("tok").compute_signature(url, query)
+        assert compute_signature("tok", url, pairs) == official, pairs
 
 
 @pytest.fixture
@@ -145,13 +187,99 @@ def test_query_string_is_part_of_the_signed_url(twilio_sent, fake_twilio):
     assert ok.status_code == 204
 
 
+@needs_twilio
+def test_form_with_repeated_values_signed_by_the_official_validator(twilio_sent, fake_twilio):
+    body = f"MessageSid={twilio_sent.reference}&MessageStatus=delivered&Tag=a&Tag=a&Tag=b"
+    url = f"{WEBHOOK_BASE}{TWILIO_URL}"
+    signature = RequestValidator(fake_twilio.auth_token).compute_signature(url, QueryDict(body))
+    response = Client().post(
+        TWILIO_URL,
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE=signature,
+    )
+    assert response.status_code == 204
+    twilio_sent.refresh_from_db()
+    assert twilio_sent.status == "delivered"
+
+
+def test_json_callback_signed_with_body_hash_updates_the_attempt(twilio_sent, fake_twilio):
+    body = json.dumps({"MessageSid": twilio_sent.reference, "MessageStatus": "delivered"})
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    path = f"{TWILIO_URL}?bodySHA256={digest}"
+    signature = compute_signature(fake_twilio.auth_token, f"{WEBHOOK_BASE}{path}", [])
+    response = Client().post(
+        path, body, content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature
+    )
+    assert response.status_code == 204
+    twilio_sent.refresh_from_db()
+    assert twilio_sent.status == "delivered"
+
+
+@needs_twilio
+def test_json_callback_signed_by_the_official_validator(twilio_sent, fake_twilio):
+    body = json.dumps({"MessageSid": twilio_sent.reference, "MessageStatus": "sent"})
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    path = f"{TWILIO_URL}?bodySHA256={digest}"
+    validator = RequestValidator(fake_twilio.auth_token)
+    signature = validator.compute_signature(f"{WEBHOOK_BASE}{path}", {})
+    assert validator.validate(f"{WEBHOOK_BASE}{path}", body, signature)
+    response = Client().post(
+        path, body, content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature
+    )
+    assert response.status_code == 204
+    tampered = body.replace("sent", "failed")
+    response = Client().post(
+        path, tampered, content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature
+    )
+    assert response.status_code == 403
+
+
+def test_json_body_hash_vector_from_the_official_validator():
+    """Vector produced by the official RequestValidator for a JSON callback."""
+    body = '{"MessageSid": "SM1", "MessageStatus": "delivered"}'
+    digest = "30814f60515fe0e3d84d486f85e1c2d4375fa8739dd5bd62f40ed65143a4d503"
+    assert hashlib.sha256(body.encode()).hexdigest() == digest
+    url = f"{WEBHOOK_BASE}/account/webhooks/default/?bodySHA256={digest}"
+    assert compute_signature("12345", url, []) == "XeIMRBe9SBU2DV6HrJQ08eZoJLI="
+
+
+def test_previous_auth_token_is_accepted_during_rotation(client, user, use_providers, fake_twilio):
+    old = "old-auth-token-0123456789abcdef"
+    use_providers(
+        {"WEBHOOK_BASE_URL": WEBHOOK_BASE},
+        default=(
+            TWILIO,
+            twilio_options(fake_twilio, from_number="+15005550006", auth_token_previous=[old]),
+        ),
+    )
+    assert password_step(client).status_code == 302
+    attempt = DeliveryAttempt.objects.get()
+    params = {"MessageSid": attempt.reference, "MessageStatus": "sent"}
+    assert post_twilio(params, token="some-other-token").status_code == 403
+    assert post_twilio(params, token=old).status_code == 204
+    params["MessageStatus"] = "delivered"
+    assert post_twilio(params, token=fake_twilio.auth_token).status_code == 204
+    attempt.refresh_from_db()
+    assert attempt.status == "delivered"
+    assert old in get_provider("default").secrets()  # kept out of error excerpts
+
+
+def test_previous_auth_token_must_be_tokens(fake_twilio):
+    with pytest.raises(ConfigurationError, match="auth_token_previous"):
+        TwilioSMSProvider(
+            alias="tw",
+            **twilio_options(fake_twilio, from_number="+15005550006", auth_token_previous=[1]),
+        )
+
+
 def test_json_webhook_with_body_hash(twilio_sent, fake_twilio):
     body = json.dumps({"MessageSid": twilio_sent.reference}).encode()
     digest = hashlib.sha256(body).hexdigest()
     path = f"{TWILIO_URL}?bodySHA256={digest}"
     signature = compute_signature(fake_twilio.auth_token, f"{WEBHOOK_BASE}{path}", [])
     client = Client()
-    # Authentic, but a JSON body carries no form status: 400, nothing recorded.
+    # Authentic, but the JSON carries no status: 400, nothing recorded.
     response = client.post(
         path, body, content_type="application/json", HTTP_X_TWILIO_SIGNATURE=signature
     )
