@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import logout
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
@@ -35,7 +35,7 @@ from ..conf import app_settings
 from ..constants import Purpose
 from ..exceptions import DeviceError, StepUpRequiredError
 from ..models import Challenge, Device
-from ..services import api_flow
+from ..services import api_flow, guard
 from ..services.challenges import verify_challenge
 from ..services.devices import confirm_enrollment, normalize_email, parse_phone_number
 from ..services.devices import remove_device as remove_device_service
@@ -237,7 +237,7 @@ class LoginView(LoginStepView):
     )
     def post(self, request: Request) -> Response:
         data = self.validated(s.LoginSerializer)
-        user = authenticate(request._request, username=data["username"], password=data["password"])
+        user = guard.check_password(request._request, data["username"], data["password"])
         if user is None:
             raise InvalidCredentials()
         started = api_flow.start_login(user, backend=user.backend, request=request._request)

@@ -20,6 +20,7 @@ from ..constants import ENROLL_SESSION_KEY, PHONE_CHANNELS, Channel, Purpose
 from ..exceptions import DeviceError, InvalidCodeError, InvalidDestinationError
 from ..models import Challenge, Device
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
+from .delivery import refused_number
 from .factors import factor_added_hook, factor_removed_hook
 from .login import mark_verified
 
@@ -47,6 +48,8 @@ def parse_phone_number(raw: str) -> str:
     region = phonenumbers.region_code_for_number(number)
     if allowed is not None and region not in allowed:
         raise InvalidDestinationError(_("Phone numbers from this country are not supported."))
+    if refused_number(number):
+        raise InvalidDestinationError(_("Codes cannot be sent to this kind of number."))
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
