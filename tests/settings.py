@@ -73,8 +73,10 @@ OTP_AUTH = {
     "CHANNEL_PROVIDERS": {"email": "email"},
     "DEFAULT_REGION": "GH",
 }
-# The locmem provider is refused with DEBUG off (otp_auth.E005); tests opt out knowingly.
-SILENCED_SYSTEM_CHECKS = ["otp_auth.E005"]
+# With DEBUG off, the locmem provider (otp_auth.E005), a per-process cache (E060) and
+# cookies over plain HTTP (W060, W062) are reported; the test server is one process on
+# http://testserver, so tests opt out knowingly (tests/test_checks.py asserts each one).
+SILENCED_SYSTEM_CHECKS = ["otp_auth.E005", "otp_auth.E060", "otp_auth.W060", "otp_auth.W062"]
 
 # The DRF API (the ``drf`` extra), when installed; the core suite runs without it.
 try:
