@@ -15,7 +15,16 @@ from .exceptions import InvalidDestinationError, RateLimitedError
 from .services import guard
 from .services.devices import normalize_email, parse_phone_number
 
-__all__ = ["CodeForm", "DeviceAddForm", "LoginForm"]
+__all__ = ["CodeForm", "CodeInput", "DeviceAddForm", "LoginForm"]
+
+
+class CodeInput(forms.TextInput):
+    """A text box for a one-time code that never renders a value: a form shown again (a
+    refused code, or another field refused beside a valid code) must not carry the code
+    back into the page, where caches, extensions and screenshots keep it."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
 
 
 class LoginForm(AuthenticationForm):
@@ -41,7 +50,7 @@ class CodeForm(forms.Form):
         label=_("Code"),
         required=False,
         strip=False,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={
                 "autocomplete": "one-time-code",
                 "inputmode": "numeric",

@@ -44,7 +44,7 @@ from .exceptions import (
     RateLimitedError,
     ResendTooSoonError,
 )
-from .forms import CodeForm
+from .forms import CodeForm, CodeInput
 from .models import PasswordReset
 from .services import password_reset as reset_service
 from .services.factors import Factor
@@ -102,7 +102,7 @@ class SecondFactorForm(forms.Form):
         label=gettext_lazy("Code for the second factor"),
         required=False,
         strip=False,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={"autocomplete": "one-time-code", "maxlength": 64, "spellcheck": "false"}
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from . import factor_views, password_reset_views, views, webhooks
+from .http_guard import guard_patterns
 
 app_name = "otp_auth"
 
@@ -62,3 +63,5 @@ urlpatterns = [
     path("webhooks/<str:alias>/", webhooks.delivery_status, name="webhook"),
     path("webhooks/<str:alias>/<str:token>/", webhooks.delivery_status, name="webhook_token"),
 ]
+# Undecodable bodies answer 400 and a busy database 503 on every route (http_guard).
+urlpatterns = guard_patterns(urlpatterns)

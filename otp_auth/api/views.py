@@ -24,7 +24,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -45,6 +44,7 @@ from ..services.totp import verify_totp
 from . import serializers as s
 from .credentials import credential_is_verified, is_session_request, issue_credential
 from .exceptions import CSRFFailed, InvalidCredentials, exception_handler
+from .parsers import SafeJSONParser
 from .permissions import CanManageDevices, IsOTPVerified
 from .throttling import LoginThrottle, SendThrottle, VerifyThrottle
 
@@ -95,7 +95,7 @@ LOGIN_STEP_ERRORS = {
 class OTPAPIView(APIView):
     """Common ground: JSON only, one error shape, never cached."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     renderer_classes = [JSONRenderer]
     schema = AutoSchema()
     #: Status of a refused code (see ``exceptions.status_for``).
