@@ -19,7 +19,7 @@ import codecs
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -31,6 +31,8 @@ from django.views.decorators.csrf import csrf_protect
 __all__ = ["BUSY_RETRY_AFTER", "guard_patterns", "guard_view", "is_lock_contention"]
 
 logger = logging.getLogger("otp_auth")
+
+Route = TypeVar("Route", bound=URLPattern | URLResolver)
 
 #: Seconds a client is asked to wait after a ``busy`` answer.
 BUSY_RETRY_AFTER = 2
@@ -115,11 +117,23 @@ def guard_view(view: Callable[..., Any], *, api: bool = False) -> Callable[..., 
 
 
 def guard_patterns(
-    patterns: Iterable[URLPattern | URLResolver], *, api: bool = False
-) -> list[URLPattern | URLResolver]:
-    """``patterns`` with every view wrapped by ``guard_view`` (once)."""
+    patterns: Iterable[Route],
+    *,
+    api: bool = False,
+    anonymous: Iterable[str] = (),
+) -> list[Route]:
+    """``patterns`` with every view wrapped by ``guard_view`` (once).
+
+    Views named in ``anonymous`` (every view, for the API, whose clients Django's
+    middleware cannot see authenticate) are marked as Django's ``login_not_required``
+    does, so that ``LoginRequiredMiddleware`` lets the signed-out and the half-signed-in
+    reach the login steps and the password reset.
+    """
+    open_names = set(anonymous)
     result = list(patterns)
     for entry in result:
         if isinstance(entry, URLPattern) and not getattr(entry.callback, "otp_auth_guarded", 0):
             entry.callback = guard_view(entry.callback, api=api)
+            if api or entry.name in open_names:
+                entry.callback.login_required = False  # type: ignore[attr-defined]
     return result

@@ -348,6 +348,7 @@ def django_password_reset_urls(route: str = "password-reset/") -> list[URLPatter
     included too: ``urlpatterns += django_password_reset_urls()``.
     """
     to_flow = RedirectView.as_view(pattern_name="otp_auth:password_reset")
+    to_flow.login_required = False  # type: ignore[attr-defined]  # as login_not_required
     return [
         path(route, to_flow, name="password_reset"),
         path(f"{route}admin/", to_flow, name="admin_password_reset"),

@@ -47,7 +47,7 @@ def _routes(namespace: str) -> list[str]:
     paths = []
     for entry in module.urlpatterns:
         assert isinstance(entry, URLPattern)
-        kwargs = {name: "1" for name in entry.pattern.converters}
+        kwargs = dict.fromkeys(entry.pattern.converters, "1")
         paths.append(reverse(f"{namespace}:{entry.name}", kwargs=kwargs))
     return paths
 
@@ -78,7 +78,9 @@ def test_a_valid_second_factor_code_is_never_echoed_into_the_reset_page(client, 
 
 
 def test_no_code_page_echoes_a_submitted_code(client, alice):
-    client.post("/account/login/", {"username": "alice", "password": "correct horse battery staple"})
+    client.post(
+        "/account/login/", {"username": "alice", "password": "correct horse battery staple"}
+    )
     code = last_code()
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     response = client.post("/account/login/verify/", {"code": wrong})
@@ -99,9 +101,9 @@ def test_the_password_change_page_is_never_cached(client, alice, settings):
 
 def test_deeply_nested_json_is_a_400_parse_error_on_every_api_route(user):
     pytest.importorskip("rest_framework")
-    from tests.api.conftest import log_in
-
     from rest_framework.test import APIClient
+
+    from tests.api.conftest import log_in
 
     signed_in = APIClient()
     token = log_in(signed_in)
@@ -169,7 +171,9 @@ def test_a_utf8_form_still_works_with_the_csrf_check(alice):
     assert browser.post("/account/login/", data).status_code == 302
     # And without a token the CSRF check still refuses (it runs inside the wrapper).
     other = Client(enforce_csrf_checks=True)
-    assert other.post("/account/login/", data | {"csrfmiddlewaretoken": "x" * 64}).status_code == 403
+    assert (
+        other.post("/account/login/", data | {"csrfmiddlewaretoken": "x" * 64}).status_code == 403
+    )
 
 
 # A busy database --------------------------------------------------------------------------

@@ -82,9 +82,7 @@ def test_the_account_count_ignores_case_and_spaces(client, user, clock):
     assert not signed_in(client)
 
 
-def test_the_wait_is_per_account_and_follows_the_account_across_addresses(
-    make_user, clock
-):
+def test_the_wait_is_per_account_and_follows_the_account_across_addresses(make_user, clock):
     make_user(username="bob")
     make_user(username="alice")
     attacker = Client(REMOTE_ADDR="198.51.100.7")

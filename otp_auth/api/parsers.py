@@ -14,9 +14,7 @@ class SafeJSONParser(JSONParser):
     """Deeply nested JSON (``[[[[...]]]]``) makes Python's parser raise ``RecursionError``,
     which DRF does not catch: answer it like any other unparsable body."""
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

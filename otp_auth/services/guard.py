@@ -129,9 +129,7 @@ def _password_refused(
 ) -> RateLimitedError:
     """Report a refused password step: Django's signal every time, the audit row and our
     signal once per wait (a guessing script must not write a row per guess)."""
-    user_login_failed.send(
-        sender=__name__, credentials={"username": username}, request=request
-    )
+    user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
     window = until or round(_now() + (error.retry_after or 0))
     if caches[app_settings.CACHE].add(
         f"otp_auth:pw:reported:{error.limit}:{subject}:{window}", 1, PASSWORD_MEMORY
