@@ -544,3 +544,78 @@ def _safe_channels() -> list[str]:
         return app_settings.CHANNELS
     except ImproperlyConfigured:
         return []
+
+
+# Cache backends whose counters live in one process: each worker counts on its own.
+PROCESS_LOCAL_CACHES = ("django.core.cache.backends.locmem.LocMemCache",)
+# Limits that stop SMS pumping and runaway bills when every other one is dodged.
+BREAKER_LIMITS = ("send_budget", "send_per_calling_code", "enroll_send_budget")
+
+
+@register(Tags.security, Tags.caches)
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Production settings (``DEBUG`` off) that quietly weaken every limit or session.
+
+    ``otp_auth.E070``: the rate-limit cache lives in one process. ``otp_auth.W070`` to
+    ``W073``: session and CSRF cookie flags. ``otp_auth.W074``: a site-wide SMS/voice
+    breaker is off while SMS or voice is enabled.
+    """
+    if settings.DEBUG:
+        return []
+    try:
+        alias = app_settings.CACHE
+        rates = app_settings.RATE_LIMITS
+        channels = app_settings.CHANNELS
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    messages: list[CheckMessage] = []
+    backend = str(getattr(settings, "CACHES", {}).get(alias, {}).get("BACKEND", ""))
+    if backend in PROCESS_LOCAL_CACHES:
+        messages.append(
+            Error(
+                f"The rate-limit cache {alias!r} ({backend}) is private to each process, and "
+                "DEBUG is False: with several workers every limit is multiplied by their "
+                "number, and ended logins and revoked credentials are not seen by the others.",
+                hint="Point OTP_AUTH['CACHE'] at a Redis or Memcached cache shared by every "
+                "process (a single-process server may silence otp_auth.E070 knowingly).",
+                id="otp_auth.E070",
+            )
+        )
+    cookies = (
+        ("SESSION_COOKIE_SECURE", True, "the session cookie also travels over plain HTTP"),
+        ("SESSION_COOKIE_HTTPONLY", True, "scripts on the page can read the session cookie"),
+        ("CSRF_COOKIE_SECURE", True, "the CSRF cookie also travels over plain HTTP"),
+    )
+    for index, (name, wanted, risk) in enumerate(cookies):
+        if getattr(settings, name, wanted) is not wanted:
+            messages.append(
+                Warning(
+                    f"{name} is not {wanted} and DEBUG is False: {risk}.",
+                    hint=f"Set {name} = {wanted} in production.",
+                    id=f"otp_auth.W07{index}",
+                )
+            )
+    samesite = getattr(settings, "SESSION_COOKIE_SAMESITE", "Lax")
+    if samesite not in ("Lax", "Strict"):
+        messages.append(
+            Warning(
+                f"SESSION_COOKIE_SAMESITE is {samesite!r}: other sites' requests carry the "
+                "session cookie.",
+                hint="Use 'Lax' (Django's default) or 'Strict'.",
+                id="otp_auth.W073",
+            )
+        )
+    if any(c in ("sms", "voice") for c in channels):
+        off = [name for name in BREAKER_LIMITS if not rates[name]]
+        if off:
+            messages.append(
+                Warning(
+                    f"OTP_AUTH['RATE_LIMITS'] turns off {', '.join(off)} while SMS or voice is "
+                    "enabled: nothing caps what SMS pumping through sign-ins or "
+                    "enrollments can cost.",
+                    hint="Set site-wide budgets that fit your traffic (see the README's "
+                    "limits table) rather than None.",
+                    id="otp_auth.W074",
+                )
+            )
+    return messages

@@ -88,6 +88,10 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_RESET_EMAIL_TTL": 3600,
     "PASSWORD_RESET_GRANT_TTL": 600,
     "PASSWORD_RESET_SECOND_FACTOR": True,
+    "PASSWORD_DELAY_AFTER": 5,
+    "PASSWORD_DELAY_MAX": 300,
+    "EMAIL_CODES_FOR": [p.value for p in Purpose],
+    "REFUSED_NUMBER_TYPES": ["PREMIUM_RATE", "SHARED_COST", "UNKNOWN"],
 }
 
 #: Every rate limit, as ``"count/period"`` strings (several joined by commas); a site's
@@ -97,9 +101,21 @@ RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
     "send_per_user": "10/h,30/d",
     "send_per_destination": "5/h,10/d",
     "send_per_ip": "30/h,200/d",
-    # SMS and voice only: per country calling code, and the site-wide budget.
-    "send_per_calling_code": None,
-    "send_budget": None,
+    # SMS and voice only: per country calling code, and the site-wide budget. On by
+    # default (a circuit breaker against SMS pumping); raise them to fit the site's
+    # traffic. Turned off with DEBUG off, they are reported by otp_auth.W062.
+    "send_per_calling_code": "100/h,500/d",
+    "send_budget": "300/h,2000/d",
+    # Enrollment codes (a new phone or address, which anyone with a password can type):
+    # per client address, per account, and site-wide for SMS and voice, on top of the
+    # send_* limits above.
+    "enroll_send_per_ip": "5/h,20/d",
+    "enroll_send_per_user": "5/d",
+    "enroll_send_budget": "100/h",
+    # Refused passwords from one client address, across all accounts (credential
+    # stuffing). Per account, PASSWORD_DELAY_AFTER / PASSWORD_DELAY_MAX slow guesses down
+    # instead: a count per account that refused everyone would lock owners out.
+    "password_failures_per_ip": "100/h,500/d",
     # Refused codes from one client address, across all accounts.
     "verify_failures_per_ip": "50/h",
     # Password reset by code: requests per account and per client address, and refused
@@ -751,6 +767,51 @@ class AppSettings:
         another device) is needed to set the password. False: the reset code alone is
         enough; the second factor is still asked at the next login."""
         return _bool("PASSWORD_RESET_SECOND_FACTOR", self._get("PASSWORD_RESET_SECOND_FACTOR"))
+
+    @property
+    def PASSWORD_DELAY_AFTER(self) -> int:  # noqa: N802
+        """Refused passwords of one account (any client) that cost no wait (5). After
+        more, only one password per 1, 2, 4... seconds is looked at, and any other, even
+        the right one, gets "try again later". A success starts the count again."""
+        value = self._get("PASSWORD_DELAY_AFTER")
+        return _int("PASSWORD_DELAY_AFTER", value, minimum=1, maximum=1000)
+
+    @property
+    def PASSWORD_DELAY_MAX(self) -> int:  # noqa: N802
+        """Longest wait, in seconds, between two looked-at passwords of one account (300);
+        0 turns the per-account delay off."""
+        value = self._get("PASSWORD_DELAY_MAX")
+        return _int("PASSWORD_DELAY_MAX", value, minimum=0, maximum=3600)
+
+    @property
+    def EMAIL_CODES_FOR(self) -> frozenset[str]:  # noqa: N802
+        """Purposes a code may be sent by email for (every purpose by default).
+        ``["password_reset"]`` keeps email, which a mailbox compromise exposes, out of
+        sign-in, step-up and enrollment: email devices then serve account recovery only."""
+        value = _str_list("EMAIL_CODES_FOR", self._get("EMAIL_CODES_FOR"))
+        bad = [v for v in value if v not in Purpose.values]
+        if bad:
+            raise ConfigurationError(
+                f"OTP_AUTH['EMAIL_CODES_FOR'] has unknown purpose(s) {bad}; use {Purpose.values}."
+            )
+        return frozenset(value)
+
+    @property
+    def REFUSED_NUMBER_TYPES(self) -> frozenset[str]:  # noqa: N802
+        """``phonenumbers`` number types never sent an SMS or a call, at enrollment and at
+        every send (``PREMIUM_RATE``, ``SHARED_COST``, ``UNKNOWN``): the ranges that SMS
+        pumping profits from. ``[]`` allows every valid number."""
+        import phonenumbers
+
+        value = _str_list("REFUSED_NUMBER_TYPES", self._get("REFUSED_NUMBER_TYPES"))
+        names = {n for n in dir(phonenumbers.PhoneNumberType) if n.isupper()}
+        bad = [v for v in value if v not in names]
+        if bad:
+            raise ConfigurationError(
+                f"OTP_AUTH['REFUSED_NUMBER_TYPES'] has unknown type(s) {bad}; use names of "
+                "phonenumbers.PhoneNumberType such as 'PREMIUM_RATE'."
+            )
+        return frozenset(value)
 
     def code_ttl(self, purpose: str, channel: str) -> int:
         """Seconds a code sent for ``purpose`` over ``channel`` stays valid: ``CODE_TTL``,

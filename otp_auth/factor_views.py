@@ -192,6 +192,7 @@ class EndOtherSessionsView(View):
         return redirect("otp_auth:devices")
 
 
+@method_decorator(never_cache, name="dispatch")
 class PasswordChangeView(DjangoPasswordChangeView):
     """Django's password change, behind a fresh second factor.
 

@@ -11,15 +11,39 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
 from .constants import PHONE_CHANNELS, Channel
-from .exceptions import InvalidDestinationError
+from .exceptions import InvalidDestinationError, RateLimitedError
+from .services import guard
 from .services.delivery import numeric_codes_only
 from .services.devices import normalize_email, parse_phone_number
 
-__all__ = ["CodeForm", "DeviceAddForm", "LoginForm"]
+__all__ = ["CodeForm", "CodeInput", "DeviceAddForm", "LoginForm"]
+
+
+class CodeInput(forms.TextInput):
+    """A text box for a one-time code that never renders a value: a form shown again (a
+    refused code, or another field refused beside a valid code) must not carry the code
+    back into the page, where caches, extensions and screenshots keep it."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
 
 
 class LoginForm(AuthenticationForm):
-    """Django's own login form and error messages (no user enumeration)."""
+    """Django's own login form and error messages (no user enumeration), with the
+    password checked through ``guard.check_password``, the limits of every login path."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = guard.check_password(self.request, username, password)
+            except RateLimitedError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from None
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class CodeForm(forms.Form):
@@ -27,7 +51,7 @@ class CodeForm(forms.Form):
         label=_("Code"),
         required=False,
         strip=False,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={
                 "autocomplete": "one-time-code",
                 "inputmode": "numeric",

@@ -44,7 +44,7 @@ from .exceptions import (
     RateLimitedError,
     ResendTooSoonError,
 )
-from .forms import CodeForm
+from .forms import CodeForm, CodeInput
 from .models import PasswordReset
 from .services import password_reset as reset_service
 from .services.factors import Factor
@@ -102,7 +102,7 @@ class SecondFactorForm(forms.Form):
         label=gettext_lazy("Code for the second factor"),
         required=False,
         strip=False,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={"autocomplete": "one-time-code", "maxlength": 64, "spellcheck": "false"}
         ),
     )
@@ -348,6 +348,7 @@ def django_password_reset_urls(route: str = "password-reset/") -> list[URLPatter
     included too: ``urlpatterns += django_password_reset_urls()``.
     """
     to_flow = RedirectView.as_view(pattern_name="otp_auth:password_reset")
+    to_flow.login_required = False  # type: ignore[attr-defined]  # as login_not_required
     return [
         path(route, to_flow, name="password_reset"),
         path(f"{route}admin/", to_flow, name="admin_password_reset"),

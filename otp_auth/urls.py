@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from . import factor_views, password_reset_views, views, webhooks
+from .http_guard import guard_patterns
 
 app_name = "otp_auth"
 
@@ -62,3 +63,23 @@ urlpatterns = [
     path("webhooks/<str:alias>/", webhooks.delivery_status, name="webhook"),
     path("webhooks/<str:alias>/<str:token>/", webhooks.delivery_status, name="webhook_token"),
 ]
+# What the signed-out and the half-signed-in need (Django's LoginRequiredMiddleware lets
+# them through); the pages of a signed-in user stay behind it.
+ANONYMOUS_URL_NAMES = frozenset(
+    {
+        "login",
+        "verify",
+        "resend",
+        "switch",
+        "cancel",
+        "logout",
+        "password_reset",
+        "password_reset_verify",
+        "password_reset_new",
+        "password_reset_send",
+        "webhook",
+        "webhook_token",
+    }
+)
+# Undecodable bodies answer 400 and a busy database 503 on every route (http_guard).
+urlpatterns = guard_patterns(urlpatterns, anonymous=ANONYMOUS_URL_NAMES)

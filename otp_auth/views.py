@@ -322,6 +322,25 @@ class LogoutView(View):
         return redirect(_next_from(request) or resolve_url("otp_auth:login"))
 
 
+#: Session key of where a user sent to enroll was going (``next``).
+ENROLL_NEXT_SESSION_KEY = "_otp_auth_enroll_next"
+
+
+def _enrollment_context(request: HttpRequest, form: Any, next_url: str) -> dict[str, Any]:
+    """What the enrollment pages show besides the form: whether this is the account's
+    first factor (then why the user is here, and a way to sign out instead), and where
+    the authenticator app link should come back to."""
+    first = not factor_service.has_confirmed_factor(request.user)
+    next_url = next_url or request.session.get(ENROLL_NEXT_SESSION_KEY, "")
+    return {
+        "form": form,
+        "next": next_url,
+        "first_factor": first,
+        "required": first and (bool(next_url) or factor_service.requires_enrollment(request.user)),
+        "phone_channels": any(c in ("sms", "voice") for c in app_settings.CHANNELS),
+    }
+
+
 def _device_gate(request: HttpRequest, *, fresh: bool) -> HttpResponse | None:
     """Who may see or manage devices: a verified session, or a user with no factor yet
     (their first enrollment). ``fresh``: this request changes a factor, so the one
@@ -359,12 +378,19 @@ class DeviceAddView(View):
         return refusal or super().dispatch(request, *args, **kwargs)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, self.template_name, {"form": DeviceAddForm()})
+        return self.render(request, DeviceAddForm())
+
+    def render(self, request: HttpRequest, form: DeviceAddForm) -> HttpResponse:
+        next_url = _next_from(request)
+        if next_url:
+            # Where the user was going when sent here: back there once the device is in.
+            request.session[ENROLL_NEXT_SESSION_KEY] = next_url
+        return render(request, self.template_name, _enrollment_context(request, form, next_url))
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = DeviceAddForm(request.POST)
         if not form.is_valid():
-            return render(request, self.template_name, {"form": form})
+            return self.render(request, form)
         try:
             device_service.add_device(
                 request,
@@ -375,7 +401,7 @@ class DeviceAddView(View):
             )
         except (DeviceError, DeliveryError, RateLimitedError) as exc:
             form.add_error(None, exc.message)
-            return render(request, self.template_name, {"form": form})
+            return self.render(request, form)
         return redirect("otp_auth:device_confirm")
 
 
@@ -391,7 +417,8 @@ class DeviceConfirmView(View):
         device = device_service.pending_enrollment(request, request.user)
         if device is None:
             return redirect("otp_auth:device_add")
-        return render(request, self.template_name, {"form": CodeForm(), "device": device})
+        context = _enrollment_context(request, CodeForm(), "")
+        return render(request, self.template_name, {**context, "device": device})
 
     def post(self, request: HttpRequest) -> HttpResponse:
         device = device_service.pending_enrollment(request, request.user)
@@ -405,10 +432,11 @@ class DeviceConfirmView(View):
             messages.error(request, str(exc.message))
             return redirect("otp_auth:device_add")
         except (InvalidCodeError, RateLimitedError) as exc:
-            form = _refused_code_form(exc.message)
-            return render(request, self.template_name, {"form": form, "device": device})
+            context = _enrollment_context(request, _refused_code_form(exc.message), "")
+            return render(request, self.template_name, {**context, "device": device})
         messages.success(request, _("Device added."))
-        return redirect("otp_auth:devices")
+        next_url = safe_next_url(request, request.session.pop(ENROLL_NEXT_SESSION_KEY, None))
+        return redirect(next_url or "otp_auth:devices")
 
 
 @method_decorator(secret_view, name="dispatch")

@@ -73,8 +73,10 @@ OTP_AUTH = {
     "CHANNEL_PROVIDERS": {"email": "email"},
     "DEFAULT_REGION": "GH",
 }
-# The locmem provider is refused with DEBUG off (otp_auth.E005); tests opt out knowingly.
-SILENCED_SYSTEM_CHECKS = ["otp_auth.E005"]
+# With DEBUG off, the locmem provider (otp_auth.E005), a per-process cache (E070) and
+# cookies over plain HTTP (W070, W072) are reported; the test server is one process on
+# http://testserver, so tests opt out knowingly (tests/test_checks.py asserts each one).
+SILENCED_SYSTEM_CHECKS = ["otp_auth.E005", "otp_auth.E070", "otp_auth.W070", "otp_auth.W072"]
 
 # The DRF API (the ``drf`` extra), when installed; the core suite runs without it.
 try:

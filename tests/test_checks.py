@@ -35,6 +35,16 @@ class KeyedProvider(BaseProvider):
         return DeliveryResult(provider=self.provider_name)
 
 
+SHARED_CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/15",
+    }
+}
+LOCMEM_CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SECURE_COOKIES = {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True}
+
+
 def messages(**otp_auth: Any) -> dict[str, list[str]]:
     """Run the check with ``OTP_AUTH`` replaced by ``otp_auth``: ``{id: [message, ...]}``."""
     with override_settings(OTP_AUTH=otp_auth):
@@ -177,7 +187,14 @@ def test_w002_many_attempts() -> None:
 @pytest.mark.django_db
 def test_manage_py_check_is_clean_for_production_like_settings() -> None:
     stdout, stderr = StringIO(), StringIO()
-    with override_settings(DEBUG=False, SILENCED_SYSTEM_CHECKS=[], OTP_AUTH=PRODUCTION_OTP_AUTH):
+    with override_settings(
+        DEBUG=False,
+        SILENCED_SYSTEM_CHECKS=[],
+        OTP_AUTH=PRODUCTION_OTP_AUTH,
+        CACHES=SHARED_CACHES,
+        SESSION_COOKIE_SECURE=True,
+        CSRF_COOKIE_SECURE=True,
+    ):
         call_command("check", stdout=stdout, stderr=stderr)
     assert "System check identified no issues" in stdout.getvalue()
     assert "otp_auth" not in stderr.getvalue()
@@ -194,3 +211,86 @@ def test_manage_py_check_reports_otp_auth_errors() -> None:
         call_command("check", stdout=StringIO(), stderr=StringIO())
     assert "otp_auth.E004" in str(info.value)
     assert "otp_auth.E005" in str(info.value)
+
+
+def deployment(**django: Any) -> dict[str, list[str]]:
+    """``check_deployment`` under production-like settings changed by ``django``."""
+    from otp_auth.checks import check_deployment
+
+    base: dict[str, Any] = {
+        "DEBUG": False,
+        "CACHES": SHARED_CACHES,
+        "OTP_AUTH": {**settings.OTP_AUTH},
+        **SECURE_COOKIES,
+    }
+    found: dict[str, list[str]] = {}
+    with override_settings(**{**base, **django}):
+        for message in check_deployment():
+            found.setdefault(message.id, []).append(message.msg)
+    return found
+
+
+def test_deployment_checks_pass_for_a_shared_cache_and_secure_cookies() -> None:
+    assert deployment() == {}
+
+
+def test_e060_a_process_local_limits_cache_with_debug_off() -> None:
+    found = deployment(CACHES=LOCMEM_CACHES)
+    assert list(found) == ["otp_auth.E070"]
+    assert "LocMemCache" in found["otp_auth.E070"][0]
+    assert deployment(CACHES=LOCMEM_CACHES, DEBUG=True) == {}
+    # The alias OTP_AUTH['CACHE'] names is the one judged.
+    two = {**SHARED_CACHES, "local": LOCMEM_CACHES["default"]}
+    assert deployment(CACHES=two) == {}
+    local = {**settings.OTP_AUTH, "CACHE": "local"}
+    assert list(deployment(CACHES=two, OTP_AUTH=local)) == ["otp_auth.E070"]
+
+
+def test_e060_fails_manage_py_check() -> None:
+    with (
+        override_settings(
+            DEBUG=False,
+            SILENCED_SYSTEM_CHECKS=[],
+            OTP_AUTH=PRODUCTION_OTP_AUTH,
+            CACHES=LOCMEM_CACHES,
+            **SECURE_COOKIES,
+        ),
+        pytest.raises(SystemCheckError) as info,
+    ):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+    assert "otp_auth.E070" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check_id"),
+    [
+        ("SESSION_COOKIE_SECURE", False, "otp_auth.W070"),
+        ("SESSION_COOKIE_HTTPONLY", False, "otp_auth.W071"),
+        ("CSRF_COOKIE_SECURE", False, "otp_auth.W072"),
+        ("SESSION_COOKIE_SAMESITE", None, "otp_auth.W073"),
+    ],
+)
+def test_w060_to_w063_insecure_cookie_flags(name: str, value: Any, check_id: str) -> None:
+    found = deployment(**{name: value})
+    assert list(found) == [check_id]
+    assert name in found[check_id][0]
+    assert deployment(**{name: value, "DEBUG": True}) == {}
+
+
+@pytest.mark.parametrize("limit", ["send_budget", "send_per_calling_code", "enroll_send_budget"])
+def test_w064_a_site_wide_sms_breaker_turned_off(limit: str) -> None:
+    off = {**settings.OTP_AUTH, "RATE_LIMITS": {limit: None}}
+    found = deployment(OTP_AUTH=off)
+    assert list(found) == ["otp_auth.W074"]
+    assert limit in found["otp_auth.W074"][0]
+    email_only = {**off, "CHANNELS": ["email"]}
+    assert deployment(OTP_AUTH=email_only) == {}
+
+
+def test_the_test_settings_silence_only_what_the_tests_cannot_avoid() -> None:
+    # Everything else from the deployment checks stays on for the suite's own settings.
+    from otp_auth.checks import check_deployment
+
+    with override_settings(DEBUG=False):
+        ids = {m.id for m in check_deployment()}
+    assert ids <= set(settings.SILENCED_SYSTEM_CHECKS)

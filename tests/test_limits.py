@@ -103,8 +103,12 @@ def test_defaults_are_generous_but_real() -> None:
     assert limits_now["send_per_destination"] == (Rate(5, 3600), Rate(10, 86_400))
     assert limits_now["send_per_ip"] == (Rate(30, 3600), Rate(200, 86_400))
     assert limits_now["verify_failures_per_ip"] == (Rate(50, 3600),)
-    assert limits_now["send_per_calling_code"] == ()
-    assert limits_now["send_budget"] == ()
+    assert limits_now["send_per_calling_code"] == (Rate(100, 3600), Rate(500, 86_400))
+    assert limits_now["send_budget"] == (Rate(300, 3600), Rate(2000, 86_400))
+    assert limits_now["enroll_send_per_ip"] == (Rate(5, 3600), Rate(20, 86_400))
+    assert limits_now["enroll_send_per_user"] == (Rate(5, 86_400),)
+    assert limits_now["enroll_send_budget"] == (Rate(100, 3600),)
+    assert limits_now["password_failures_per_ip"] == (Rate(100, 3600), Rate(500, 86_400))
     assert set(limits_now) == set(RATE_LIMIT_DEFAULTS)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from ..http_guard import guard_patterns
 from . import password_reset, views
 from .schema import SchemaView
 
@@ -41,3 +42,5 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]
+# A busy database answers 503 on every route (http_guard; bodies are JSON-only here).
+urlpatterns = guard_patterns(urlpatterns, api=True)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import logout
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
@@ -24,7 +24,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -34,13 +33,14 @@ from rest_framework.views import APIView
 from ..conf import app_settings
 from ..exceptions import DeviceError
 from ..models import Challenge, Device
-from ..services import api_flow, policy
+from ..services import api_flow, guard, policy
 from ..services.devices import confirm_enrollment, normalize_email, parse_phone_number
 from ..services.devices import remove_device as remove_device_service
 from ..services.factors import user_factors
 from . import serializers as s
 from .credentials import credential_is_verified, is_session_request, issue_credential
 from .exceptions import CSRFFailed, InvalidCredentials, exception_handler
+from .parsers import SafeJSONParser
 from .permissions import CanManageDevices, IsOTPVerified
 from .throttling import LoginThrottle, SendThrottle, VerifyThrottle
 
@@ -91,7 +91,7 @@ LOGIN_STEP_ERRORS = {
 class OTPAPIView(APIView):
     """Common ground: JSON only, one error shape, never cached."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     renderer_classes = [JSONRenderer]
     schema = AutoSchema()
     #: Status of a refused code (see ``exceptions.status_for``).
@@ -234,7 +234,7 @@ class LoginView(LoginStepView):
     )
     def post(self, request: Request) -> Response:
         data = self.validated(s.LoginSerializer)
-        user = authenticate(request._request, username=data["username"], password=data["password"])
+        user = guard.check_password(request._request, data["username"], data["password"])
         if user is None:
             raise InvalidCredentials()
         started = api_flow.start_login(user, backend=user.backend, request=request._request)

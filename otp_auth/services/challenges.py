@@ -564,7 +564,11 @@ def resend_challenge(
         blocked = None
         if challenge.device is not None:
             blocked = guard.send_refusal(
-                user=user, device=challenge.device, channel=challenge.channel, request=request
+                user=user,
+                device=challenge.device,
+                channel=challenge.channel,
+                request=request,
+                purpose=challenge.purpose,
             )
         if blocked is None:
             provider = get_provider(challenge.provider_alias)

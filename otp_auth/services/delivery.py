@@ -31,6 +31,7 @@ __all__ = [
     "check_destination_allowed",
     "numeric_codes_only",
     "record_attempts",
+    "refused_number",
     "record_status",
     "render_message",
     "render_text",
@@ -147,20 +148,35 @@ def numeric_codes_only() -> bool:
     return True
 
 
-def check_destination_allowed(channel: str, destination: str) -> None:
-    """Refuse a phone number outside ``ALLOWED_COUNTRIES`` before any provider is called.
+def refused_number(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether ``number`` is of a type in ``REFUSED_NUMBER_TYPES`` (premium rate, shared
+    cost, unknown ranges by default): the numbers SMS pumping earns from."""
+    refused = app_settings.REFUSED_NUMBER_TYPES
+    if not refused:
+        return False
+    kind = phonenumbers.number_type(number)
+    return any(getattr(phonenumbers.PhoneNumberType, name) == kind for name in refused)
 
-    Numbers are checked at enrollment too; this catches devices added before the list
-    changed and any caller that skips enrollment.
+
+def check_destination_allowed(channel: str, destination: str) -> None:
+    """Refuse a phone number outside ``ALLOWED_COUNTRIES`` or of a type in
+    ``REFUSED_NUMBER_TYPES`` before any provider is called.
+
+    Numbers are checked at enrollment too; this catches devices added before the
+    settings changed and any caller that skips enrollment.
     """
+    if channel not in PHONE_CHANNELS:
+        return
     allowed = app_settings.ALLOWED_COUNTRIES
-    if allowed is None or channel not in PHONE_CHANNELS:
+    if allowed is None and not app_settings.REFUSED_NUMBER_TYPES:
         return
     try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(destination, None))
+        number = phonenumbers.parse(destination, None)
     except phonenumbers.NumberParseException as exc:
         raise CountryNotAllowedError() from exc
-    if region not in allowed:
+    if allowed is not None and phonenumbers.region_code_for_number(number) not in allowed:
+        raise CountryNotAllowedError()
+    if refused_number(number):
         raise CountryNotAllowedError()
 
 

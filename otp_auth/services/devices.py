@@ -21,6 +21,7 @@ from ..exceptions import DeviceError, InvalidCodeError, InvalidDestinationError
 from ..models import Challenge, Device
 from . import audit
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
+from .delivery import refused_number
 from .factors import factor_added_hook, remove_factor
 from .login import gain_second_factor, mark_verified
 from .policy import has_any_factor
@@ -49,6 +50,8 @@ def parse_phone_number(raw: str) -> str:
     region = phonenumbers.region_code_for_number(number)
     if allowed is not None and region not in allowed:
         raise InvalidDestinationError(_("Phone numbers from this country are not supported."))
+    if refused_number(number):
+        raise InvalidDestinationError(_("Codes cannot be sent to this kind of number."))
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 

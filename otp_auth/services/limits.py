@@ -23,7 +23,7 @@ from django.core.cache import BaseCache, caches
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
-from ..constants import PHONE_CHANNELS
+from ..constants import PHONE_CHANNELS, Purpose
 from ..exceptions import RateLimitedError
 
 __all__ = ["Reservation", "current", "send_subjects", "take", "take_all"]
@@ -119,20 +119,29 @@ def calling_code(e164: str) -> str:
 
 
 def send_subjects(
-    *, user_id: object, channel: str, destination: str, ip: str | None
+    *, user_id: object, channel: str, destination: str, ip: str | None, purpose: str = ""
 ) -> list[tuple[str, str]]:
     """What one send counts against, narrowest first: the user, the destination (any
     channel), the client address, and for SMS and voice the calling code and the
-    site-wide budget."""
+    site-wide budget. An enrollment code (to a number or address nobody has proven yet)
+    also counts against the ``enroll_send_*`` limits. A password-reset code leaves out
+    the client address: ``request_reset`` counts it for every request, with or without
+    an account, so that the address budget says nothing about who has one."""
     subjects = [
         ("send_per_user", f"user:{user_id}"),
         ("send_per_destination", f"to:{destination.strip().lower()}"),
     ]
-    if ip:
+    if purpose == Purpose.ENROLLMENT:
+        subjects.append(("enroll_send_per_user", f"user:{user_id}"))
+    if ip and purpose != Purpose.PASSWORD_RESET:
         subjects.append(("send_per_ip", f"ip:{ip}"))
+        if purpose == Purpose.ENROLLMENT:
+            subjects.append(("enroll_send_per_ip", f"ip:{ip}"))
     if channel in PHONE_CHANNELS:
         code = calling_code(destination)
         if code:
             subjects.append(("send_per_calling_code", f"cc:{code}"))
+        if purpose == Purpose.ENROLLMENT:
+            subjects.append(("enroll_send_budget", "all"))
         subjects.append(("send_budget", "all"))
     return subjects

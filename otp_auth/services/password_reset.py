@@ -262,7 +262,10 @@ def request_reset(
     device, chosen = _pick_device(devices, text, phone, wanted)
     subject = _subject(user, text)
     ip = client_ip(request)
-    counted = [("reset_per_account", subject)] + ([("reset_per_ip", f"ip:{ip}")] if ip else [])
+    # The address pays for a send on every request, account or not (the reset code's own
+    # send leaves the address out: see limits.send_subjects).
+    by_ip = [("reset_per_ip", f"ip:{ip}"), ("send_per_ip", f"ip:{ip}")] if ip else []
+    counted = [("reset_per_account", subject), *by_ip]
     limited: RateLimitedError | None = None
     try:
         limits.take_all(counted)
