@@ -534,3 +534,29 @@ def test_mark_verified_stamps_the_current_epoch(alice, rf):
     mark_verified(request, alice, None, factor="totp")
 
     assert not epoch.session_stale(request, alice)
+
+
+# EMAIL_CODES_FOR keeps email out of sign-in: no factor list offers such a device, and an
+# account whose only factor it is gets no password-only way in.
+
+
+def test_an_email_device_is_not_offered_at_login_when_email_is_for_resets_only(alice):
+    from otp_auth.services.factors import user_factors
+
+    with otp_settings(EMAIL_CODES_FOR=["password_reset"]):
+        keys = [f.key for f in user_factors(alice)]
+
+    assert f"device:{email_device(alice).pk}" not in keys
+    assert f"device:{_phone(alice).pk}" in keys
+
+
+def test_an_email_only_account_is_not_let_in_on_its_password(make_user):
+    make_user("erin", phone=None, email="erin@example.org")
+
+    with otp_settings(EMAIL_CODES_FOR=["password_reset"]):
+        client = Client()
+        password_step(client, "erin")
+        api = APIClient().post("/api/login/", {"username": "erin", "password": PASSWORD})
+
+    assert not is_logged_in(client)
+    assert api.status_code != 200 and "token" not in api.json()

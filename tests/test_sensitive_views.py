@@ -72,3 +72,44 @@ def test_the_secret_fields_are_hidden_from_error_reports(client, user, name):
     shown = SafeExceptionReporterFilter().get_post_parameters(request)
     hidden = SafeExceptionReporterFilter.cleansed_substitute
     assert {field: shown[field] for field in fields} == dict.fromkeys(fields, hidden)
+
+
+def test_an_api_crash_report_shows_no_code_or_password(monkeypatch, user, rf):
+    """Django's error report lists every frame's local variables: those of the API
+    handlers and of everything they call are hidden (``OTPAPIView``)."""
+    from django.views.debug import ExceptionReporter
+    from rest_framework.test import APIClient
+
+    from otp_auth.services import api_flow
+
+    secrets_seen: list[str] = []
+
+    def crash(token: object, code: object, **kwargs: Any) -> Any:
+        secrets_seen.append(str(code))
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api_flow, "complete_login", crash)
+    client = APIClient()
+    client.raise_request_exception = True
+    started = client.post(
+        "/api/login/", {"username": "alice", "password": "correct horse battery staple"}
+    )
+    code = "918273"
+    with pytest.raises(RuntimeError) as info:
+        client.post("/api/login/verify/", {"challenge": started.json()["challenge"], "code": code})
+
+    request = rf.post("/api/login/verify/")
+    frames = ExceptionReporter(request, info.type, info.value, info.tb).get_traceback_frames()
+    # The frames a server has: Django's handler down to the crash (not this test's own,
+    # nor the test client's, which hold the request body they sent).
+    served = [
+        f
+        for f in frames
+        if any(part in f["filename"] for part in ("/otp_auth/", "/rest_framework/", "/handlers/"))
+        and not f["filename"].endswith("rest_framework/test.py")
+        or f["function"] == "crash"
+    ]
+    shown = repr([frame["vars"] for frame in served])
+    assert secrets_seen == [code]
+    assert any(frame["function"] == "crash" for frame in frames)  # the frames are there...
+    assert code not in shown  # ...their values are not

@@ -15,6 +15,7 @@ from django.contrib.auth import logout
 from django.middleware.csrf import get_token
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -89,7 +90,17 @@ LOGIN_STEP_ERRORS = {
 
 
 class OTPAPIView(APIView):
-    """Common ground: JSON only, one error shape, never cached."""
+    """Common ground: JSON only, one error shape, never cached, and no secret in Django's
+    error reports: every handler of an unsafe method is ``sensitive_variables()``, which
+    hides the local variables of it and of every call below it (the parsed body, codes,
+    passwords, grants) should a request crash."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("post", "put", "patch", "delete"):
+            handler = cls.__dict__.get(name)
+            if handler is not None and not hasattr(handler, "sensitive_variables"):
+                setattr(cls, name, sensitive_variables()(handler))
 
     parser_classes = [SafeJSONParser]
     renderer_classes = [JSONRenderer]
@@ -223,7 +234,9 @@ class LoginView(LoginStepView):
             200: _ok(s.CredentialSerializer, "A user without a device: password only."),
             **_errors(
                 {
-                    400: "`invalid`: a field is missing or of the wrong type.",
+                    400: "`invalid`: a field is missing or of the wrong type; "
+                    "`device_error`: the account's factors cannot serve a sign-in "
+                    "(email codes turned off for it by `EMAIL_CODES_FOR`).",
                     401: "`invalid_credentials`: wrong username or password (one answer).",
                     403: "`csrf_failed`: a session client sent no CSRF token.",
                     429: LIMITS,

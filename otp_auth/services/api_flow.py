@@ -34,7 +34,7 @@ from ..exceptions import (
     RateLimitedError,
 )
 from ..models import Challenge, Device
-from . import epoch
+from . import epoch, guard
 from .challenges import (
     cancel_challenge,
     issue_challenge,
@@ -42,7 +42,7 @@ from .challenges import (
     verify_challenge,
 )
 from .devices import prepare_device
-from .factors import user_factors
+from .factors import has_confirmed_factor, user_factors
 from .login import confirmed_devices, notice_for
 
 __all__ = [
@@ -167,6 +167,10 @@ def start_login(
     """
     usable = [f for f in user_factors(user) if f.kind != "recovery"]
     if not usable:
+        if has_confirmed_factor(user):
+            # Factors exist but none may serve a sign-in (EMAIL_CODES_FOR): refuse rather
+            # than hand out a password-only credential.
+            raise DeviceError()
         return None
     flow = LoginFlow(
         flow_id=secrets.token_urlsafe(12),
@@ -310,7 +314,7 @@ def start_step_up(
     """Send a step-up code (purpose ``step_up``) to a confirmed device of ``user``: the
     most recently used one, or ``device_id``. Its id and code are then passed with the
     sensitive request, which checks them with ``verify_challenge``."""
-    devices = confirmed_devices(user)
+    devices = [d for d in confirmed_devices(user) if guard.serves_purpose(d, Purpose.STEP_UP)]
     if device_id is not None:
         devices = [d for d in devices if d.pk == device_id]
     if not devices:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..conf import app_settings
+from ..constants import Purpose
 from ..exceptions import InvalidCodeError, OTPAuthError, RateLimitedError
 from ..models import AuditEvent, Device, RecoveryCode, RecoveryCodeSet, TOTPDevice, TrustedBrowser
 from ..signals import factor_added, factor_failed, factor_removed
@@ -80,7 +81,11 @@ def user_factors(user_or_id: Any) -> list[Factor]:
     """Every confirmed factor, default first, recovery codes (if any are left) last."""
     user_id = getattr(user_or_id, "pk", user_or_id)
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
-    devices = list(Device.objects.confirmed().filter(user_id=user_id).order_by(*ordering))
+    devices = [
+        d
+        for d in Device.objects.confirmed().filter(user_id=user_id).order_by(*ordering)
+        if guard.serves_purpose(d, Purpose.LOGIN)
+    ]
     factors = []
     for row in order_by_last_use(devices, confirmed_totp_devices(user_id)):
         if isinstance(row, TOTPDevice):

@@ -138,6 +138,17 @@ def _password_refused(
     return error
 
 
+def serves_purpose(device: Device, purpose: str) -> bool:
+    """Whether ``device`` can get a code for ``purpose``: one of its channels is enabled
+    and, for email, ``EMAIL_CODES_FOR`` lists the purpose. Factor lists use it, so that
+    nothing offers a device whose send would be refused."""
+    enabled = app_settings.CHANNELS
+    return any(
+        channel in enabled and (channel != Channel.EMAIL or email_allowed_for(purpose))
+        for channel in device.channels
+    )
+
+
 def email_allowed_for(purpose: str) -> bool:
     """Whether codes for ``purpose`` may go by email (``EMAIL_CODES_FOR``). Enrollment
     codes may whenever any purpose may: an address is proven before it serves."""

@@ -46,7 +46,7 @@ from ..exceptions import (
     wait_text,
 )
 from ..models import Challenge, Device, TOTPDevice
-from . import epoch
+from . import epoch, guard
 from .challenges import (
     cancel_challenge,
     issue_challenge,
@@ -135,8 +135,14 @@ def start_login(
     """
     devices = confirmed_devices(user) if devices is None else devices
     authenticators = confirmed_totp_devices(user)
-    if not devices and not authenticators:
+    usable = [d for d in devices if guard.serves_purpose(d, Purpose.LOGIN)]
+    if not usable and not authenticators:
+        if devices:
+            # Factors exist but none may serve a sign-in (EMAIL_CODES_FOR): refuse rather
+            # than fall back to the password alone.
+            raise DeviceError()
         return None
+    devices = usable
     discard_pending(request)
     if not resume:
         if SESSION_KEY in request.session:

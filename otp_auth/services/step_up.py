@@ -17,7 +17,7 @@ from ..conf import app_settings
 from ..constants import STEP_UP_SESSION_KEY, Purpose
 from ..exceptions import DeviceError, InvalidCodeError
 from ..models import Challenge
-from . import epoch
+from . import epoch, guard
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
 from .login import confirmed_devices
 
@@ -49,7 +49,7 @@ def start_step_up(
     request: HttpRequest, user: Any, *, device_id: object = None, next_url: str = ""
 ) -> Challenge:
     """Send a step-up code to one of the user's confirmed devices."""
-    devices = confirmed_devices(user)
+    devices = [d for d in confirmed_devices(user) if guard.serves_purpose(d, Purpose.STEP_UP)]
     if device_id not in (None, ""):
         devices = [d for d in devices if str(d.pk) == str(device_id)]
     if not devices:
