@@ -560,3 +560,44 @@ def test_an_email_only_account_is_not_let_in_on_its_password(make_user):
 
     assert not is_logged_in(client)
     assert api.status_code != 200 and "token" not in api.json()
+
+
+# R65: optional absolute and idle lifetimes for verified sessions, at no extra query.
+
+
+def test_a_verified_session_ends_after_its_maximum_age(alice, clock):
+    with otp_settings(VERIFIED_SESSION_MAX_AGE=3600):
+        client = Client()
+        login_fully(client)
+        clock.shift(3599)
+        assert is_logged_in(client)
+        clock.shift(2)
+        assert not is_logged_in(client)
+
+
+def test_a_verified_session_ends_when_idle(alice, clock):
+    with otp_settings(VERIFIED_SESSION_IDLE_TIMEOUT=600):
+        client = Client()
+        login_fully(client)
+        for _ in range(5):  # active: each request well inside the idle window
+            clock.shift(500)
+            assert is_logged_in(client)
+        clock.shift(601)
+        assert not is_logged_in(client)
+
+
+def test_session_lifetimes_cost_no_query(alice, clock):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    login_fully(client)
+    client.get("/private/")
+    with CaptureQueriesContext(connection) as plain:
+        client.get("/private/")
+    with otp_settings(VERIFIED_SESSION_MAX_AGE=3600, VERIFIED_SESSION_IDLE_TIMEOUT=600):
+        client.get("/private/")
+        with CaptureQueriesContext(connection) as timed:
+            client.get("/private/")
+
+    assert len(timed) == len(plain)
