@@ -238,6 +238,26 @@ def remove_factor(
         factor_removed.send(sender=type(factor), user=user, label=factor.label, request=request)
 
 
+def _changed(instance: Device | TOTPDevice, kind: str, reason: str) -> tuple[Any, Any]:
+    """One audit row (with the actor and request the service attached) and an epoch
+    advance for a factor row that was added or removed; returns ``(actor, request)``."""
+    actor, request = audit.context(instance)
+    if isinstance(instance, TOTPDevice):
+        audit_factor(kind, instance.user_id, "totp", request=request, actor=actor)
+    else:
+        audit.log(
+            kind,
+            user=instance.user_id,
+            actor=actor,
+            request=request,
+            channel=instance.default_channel,
+            destination=instance.masked_destination,
+        )
+    epoch.advance(instance.user, reason=reason, request=request)
+    trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
+    return actor, request
+
+
 def _on_factor_deleted(sender: Any, *, instance: Device | TOTPDevice, **kw: Any) -> None:
     """Any deletion of a confirmed factor, whatever the path (a service, the admin, a
     shell's ``QuerySet.delete()``): one audit row and an epoch advance. A factor deleted
@@ -246,22 +266,7 @@ def _on_factor_deleted(sender: Any, *, instance: Device | TOTPDevice, **kw: Any)
     origin_model = origin.model if isinstance(origin, QuerySet) else type(origin)
     if not instance.confirmed or (origin is not None and origin_model is not sender):
         return
-    actor, request = audit.context(instance)
-    if isinstance(instance, TOTPDevice):
-        audit_factor(
-            AuditEvent.Kind.FACTOR_REMOVED, instance.user_id, "totp", request=request, actor=actor
-        )
-    else:
-        audit.log(
-            AuditEvent.Kind.FACTOR_REMOVED,
-            user=instance.user_id,
-            actor=actor,
-            request=request,
-            channel=instance.default_channel,
-            destination=instance.masked_destination,
-        )
-    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_REMOVED, request=request)
-    trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
+    actor, request = _changed(instance, AuditEvent.Kind.FACTOR_REMOVED, epoch.Reason.FACTOR_REMOVED)
     if not has_confirmed_factor(instance.user):
         # Recovery codes back up a factor; alone they would guard nothing at sign-in
         # and yet stand in the way of adding a new factor.
@@ -286,22 +291,7 @@ def _on_factor_saved(
     instance._otp_auth_was_confirmed = instance.confirmed  # type: ignore[union-attr]
     if not instance.confirmed or (was and not created):
         return
-    actor, request = audit.context(instance)
-    if isinstance(instance, TOTPDevice):
-        audit_factor(
-            AuditEvent.Kind.FACTOR_ADDED, instance.user_id, "totp", request=request, actor=actor
-        )
-    else:
-        audit.log(
-            AuditEvent.Kind.FACTOR_ADDED,
-            user=instance.user_id,
-            actor=actor,
-            request=request,
-            channel=instance.default_channel,
-            destination=instance.masked_destination,
-        )
-    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_ADDED, request=request)
-    trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
+    _changed(instance, AuditEvent.Kind.FACTOR_ADDED, epoch.Reason.FACTOR_ADDED)
 
 
 def connect() -> None:
