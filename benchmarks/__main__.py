@@ -18,8 +18,9 @@ import tempfile
 from typing import Any
 
 # Targets, as ratios to plain Django in the same run and database.
-FLOW_RATIO = 0.60
-FLOW_QUERIES = 16
+FLOW_RATIO = 0.50  # a code by SMS
+TOTP_RATIO = 0.55  # a code from an authenticator app
+FLOW_QUERIES = {"db": 20, "cache": 10}
 REQUEST_RATIO = 0.97
 FULL_TABLE_RATIO = 0.95
 
@@ -67,9 +68,24 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[bool]]:
             str(plain_q),
             str(otp_q),
             "",
-            f"<= {FLOW_QUERIES}",
-            otp_q <= FLOW_QUERIES,
+            f"<= {FLOW_QUERIES[engine]}",
+            otp_q <= FLOW_QUERIES[engine],
         )
+
+    totp = result["login_totp"]
+    row(
+        "authenticator-app login flows/s (db sessions)",
+        f"{totp['plain_flows_s']:.0f}",
+        f"{totp['otp_flows_s']:.0f}",
+        f"{totp['ratio']:.2f}x",
+        f">= {TOTP_RATIO:.2f}x",
+        totp["ratio"] >= TOTP_RATIO,
+    )
+    row(
+        "queries per authenticator-app flow (db sessions)",
+        str(total(totp["plain_queries"])),
+        str(total(totp["otp_queries"])),
+    )
 
     request = result["request"]
     ratio = request["ratio"]
@@ -130,15 +146,13 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[bool]]:
     for what, plain, otp, ratio_text, target, ok in rows:
         mark = "" if ok is None else ("yes" if ok else "**no**")
         lines.append(f"| {what} | {plain} | {otp} | {ratio_text} | {target} | {mark} |")
-    for engine in ("db", "cache"):
-        steps = ", ".join(f"{k} {v}" for k, v in result[f"login_{engine}"]["otp_queries"].items())
-        plain_steps = ", ".join(
-            f"{k} {v}" for k, v in result[f"login_{engine}"]["plain_queries"].items()
-        )
+    for engine in ("db", "cache", "totp"):
+        figures = result[f"login_{engine}"]
+        steps = ", ".join(f"{k} {v}" for k, v in figures["otp_queries"].items())
+        plain_steps = ", ".join(f"{k} {v}" for k, v in figures["plain_queries"].items())
+        what = "authenticator app, db" if engine == "totp" else engine
         lines.append("")
-        lines.append(
-            f"Queries per step, {engine} sessions: otp_auth: {steps}; plain: {plain_steps}."
-        )
+        lines.append(f"Queries per step, {what} sessions: otp_auth: {steps}; plain: {plain_steps}.")
     return lines, met
 
 

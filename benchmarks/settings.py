@@ -99,6 +99,8 @@ OTP_AUTH = {
         "send_per_user": "1000000/d",
         "send_per_destination": "1000000/d",
         "send_per_ip": "1000000/d",
+        "send_per_calling_code": "1000000/d",
+        "send_budget": "1000000/d",
     },
 }
 # The locmem provider is refused with DEBUG off (otp_auth.E005): here it stands in for a

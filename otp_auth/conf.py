@@ -1,9 +1,11 @@
 """Typed, lazily read settings: the only place where defaults live.
 
 Each value is read from the ``OTP_AUTH`` dict first, then from an ``OTP_AUTH_<NAME>``
-setting, then falls back to the default below. Nothing is cached, so
-``override_settings`` works without reload hooks. Bad values raise ``ConfigurationError``
-(an ``ImproperlyConfigured``) naming the key.
+setting, then falls back to the default below. Each value is read, checked and parsed
+once, on first use (a login reads about thirty of them), and forgotten whenever Django
+sends ``setting_changed`` (``override_settings``, the test ``settings`` fixture). Bad
+values raise ``ConfigurationError`` (an ``ImproperlyConfigured``) naming the key, on
+every read until fixed: only good values are kept.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from .constants import Channel, Purpose
@@ -257,6 +260,13 @@ def _str_list(name: str, value: Any) -> list[str]:
 
 class AppSettings:
     """Accessors for ``OTP_AUTH`` settings; see the README's settings reference."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, Any] = {}
+
+    def clear(self) -> None:
+        """Forget every parsed value (on ``setting_changed``)."""
+        self._memo.clear()
 
     def _get(self, name: str) -> Any:
         namespace = getattr(settings, "OTP_AUTH", None) or {}
@@ -832,4 +842,31 @@ class AppSettings:
         return self.CHANNEL_PROVIDERS.get(channel, "default")
 
 
+def _memoized(name: str, prop: property) -> property:
+    parse = prop.fget
+    assert parse is not None
+
+    def get(self: AppSettings) -> Any:
+        try:
+            return self._memo[name]
+        except KeyError:
+            value = self._memo[name] = parse(self)
+            return value
+
+    get.__doc__ = parse.__doc__
+    return property(get)
+
+
+for _name, _attribute in list(vars(AppSettings).items()):
+    if isinstance(_attribute, property):
+        setattr(AppSettings, _name, _memoized(_name, _attribute))
+
 app_settings = AppSettings()
+
+
+def _on_setting_changed(**kwargs: Any) -> None:
+    # Any setting: some values fall back on Django's own (LOGIN_REDIRECT_URL, CACHES).
+    app_settings.clear()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="otp_auth.conf.setting_changed")

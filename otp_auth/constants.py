@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 __all__ = [
     "ENROLL_SESSION_KEY",
+    "PENDING_COOKIE_NAME",
     "PENDING_SESSION_KEY",
     "STEP_UP_SESSION_KEY",
     "VERIFIED_SESSION_KEY",
@@ -46,6 +47,10 @@ class ChallengeStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
     SEND_FAILED = "send_failed", _("Delivery failed")
 
+
+#: The cookie that carries a pending HTML login between the password and the code step:
+#: signed, HttpOnly, ``LOGIN_TIMEOUT`` long, never a password or a code.
+PENDING_COOKIE_NAME = "otp_auth_login"
 
 # Session keys. Only ids and timestamps are stored under them: never a password or a code.
 PENDING_SESSION_KEY = "_otp_auth_pending"

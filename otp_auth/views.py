@@ -6,6 +6,9 @@ Every view that takes a password or a code is ``sensitive_post_parameters``,
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import messages
@@ -57,10 +60,25 @@ __all__ = [
     "VerifyView",
 ]
 
-secret_view = [
+
+def pending_cookie(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Set (or delete) the pending-login cookie when the request changed the pending
+    login (``services.login``)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = view(request, *args, **kwargs)
+        login_service.write_pending_cookie(request, response)
+        return response
+
+    return wrapper
+
+
+secret_view: list[Callable[..., Any]] = [
     sensitive_post_parameters("password", "code"),
     csrf_protect,
     never_cache,
+    pending_cookie,
 ]
 
 
@@ -217,9 +235,21 @@ class VerifyView(View):
         locked: bool = False,
         error: Any = None,
     ) -> HttpResponse:
+        page = pending.page
         challenge = None
         if pending.factor == "code" and pending.challenge_id:
-            challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
+            if page.get("channel") and not form.errors and not locked:
+                # The code just sent, as the password step (or the last resend) saw it:
+                # the page needs no query. A code that stopped working meanwhile is
+                # refused when it is posted, and this page is shown again from the row.
+                sent = datetime.fromtimestamp(float(page.get("sent") or 0), tz=UTC)
+                challenge = Challenge(
+                    channel=page["channel"],
+                    destination_masked=page.get("dest", ""),
+                    last_sent_at=sent,
+                )
+            else:
+                challenge = Challenge.objects.filter(public_id=pending.challenge_id).first()
         if challenge is None and pending.factor == "code" and not pending.notice:
             if not form.errors:
                 return redirect("otp_auth:login")
@@ -229,14 +259,18 @@ class VerifyView(View):
                 channel=device.default_channel if device else "",
                 destination_masked=device.masked_destination if device else "",
             )
-        factors = factor_service.user_factors(pending.user_id)
+        factors = login_service.page_factors(pending)
         current = next((f for f in factors if f.key == pending.factor_key), None)
         others = [
-            d
-            for d in Device.objects.confirmed().filter(user_id=pending.user_id)
-            if pending.factor != "code" or d.pk != pending.device_id
+            f
+            for f in factors
+            if f.kind == "code" and (pending.factor != "code" or f.pk != pending.device_id)
         ]
-        owner = factor_service.pending_user(pending.user_id)
+        if "remember" in page:
+            remember = bool(page["remember"])
+        else:
+            owner = factor_service.pending_user(pending.user_id)
+            remember = owner is not None and trusted_service.allowed_for(owner)
         if pending.factor == "recovery":
             form.fields["code"].widget.attrs.update(inputmode="text", autocomplete="off")
         context = {
@@ -252,7 +286,7 @@ class VerifyView(View):
                 f for f in factors if f.kind != "code" and f.key != pending.factor_key
             ],
             "notice": pending.notice,
-            "offer_remember": owner is not None and trusted_service.allowed_for(owner),
+            "offer_remember": remember,
             "remember_days": app_settings.TRUSTED_BROWSER_DAYS,
         }
         return render(request, self.template_name, context)

@@ -85,6 +85,32 @@ def login_fully(client: Client, username: str = "alice") -> None:
     assert response.status_code == 302, response.content[:500]
 
 
+def pending_of(client: Client) -> dict[str, Any] | None:
+    """The pending login the client's cookie carries (``None`` without one)."""
+    from django.core import signing
+
+    from otp_auth.constants import PENDING_COOKIE_NAME
+    from otp_auth.services.login import PENDING_SALT
+
+    morsel = client.cookies.get(PENDING_COOKIE_NAME)
+    if morsel is None or not morsel.value:
+        return None
+    data: dict[str, Any] = signing.Signer(salt=PENDING_SALT).unsign_object(morsel.value)
+    return data
+
+
+def set_pending(client: Client, data: dict[str, Any]) -> None:
+    """Give the client a pending-login cookie carrying ``data``, signed by the server's
+    key: what a client could replay, never what it could forge."""
+    from django.core import signing
+
+    from otp_auth.constants import PENDING_COOKIE_NAME
+    from otp_auth.services.login import PENDING_SALT
+
+    value = signing.Signer(salt=PENDING_SALT).sign_object(data, compress=True)
+    client.cookies[PENDING_COOKIE_NAME] = value
+
+
 def otp_settings(**changes: Any) -> Any:
     """``override_settings`` for a few ``OTP_AUTH`` keys, keeping the rest of the test setup."""
     from django.conf import settings

@@ -17,7 +17,15 @@ from otp_auth.constants import ChallengeStatus, Purpose
 from otp_auth.exceptions import InvalidCodeError
 from otp_auth.mixins import OTPRequiredMixin
 from otp_auth.models import Challenge, Device
-from tests.conftest import PASSWORD, last_code, login_fully, otp_settings, password_step
+from tests.conftest import (
+    PASSWORD,
+    last_code,
+    login_fully,
+    otp_settings,
+    password_step,
+    pending_of,
+    set_pending,
+)
 from tests.urls import urlpatterns as base_urlpatterns
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unique_codes")]
@@ -284,9 +292,7 @@ def test_a_step_up_code_is_not_a_login_code(client, user, clock):
     step_up_id = client.session["_otp_auth_step_up_pending"]["challenge_id"]
     other = Client()
     password_step(other)
-    session = other.session
-    session["_otp_auth_pending"] = {**session["_otp_auth_pending"], "challenge_id": step_up_id}
-    session.save()
+    set_pending(other, {**pending_of(other), "challenge_id": step_up_id})
 
     response = other.post(VERIFY, {"code": step_up_code})
 
@@ -301,7 +307,7 @@ def test_a_login_code_is_not_a_step_up_code(client, user, clock):
     other = Client()
     password_step(other)
     login_code = last_code()
-    login_id = other.session["_otp_auth_pending"]["challenge_id"]
+    login_id = pending_of(other)["challenge_id"]
     session = client.session
     session["_otp_auth_step_up_pending"] = {"challenge_id": login_id, "next_url": ""}
     session.save()

@@ -22,7 +22,14 @@ from otp_auth.decorators import otp_required
 from otp_auth.mixins import OTPRequiredMixin
 from otp_auth.models import Challenge, Device, SecurityEpoch, TOTPDevice
 from otp_auth.services import epoch, recovery
-from tests.conftest import PASSWORD, last_code, login_fully, password_step, wrong_code
+from tests.conftest import (
+    PASSWORD,
+    last_code,
+    login_fully,
+    password_step,
+    pending_of,
+    wrong_code,
+)
 from tests.factor_helpers import (
     DEVICES,
     PASSWORD_CHANGE,
@@ -180,12 +187,12 @@ def test_from_the_app_to_a_device_sends_one_code_there(client, user, outbox):
 def test_a_factor_the_user_does_not_have_cannot_be_chosen(client, user, make_user, factor):
     add_authenticator(make_user("bob", phone="+233201234567"))
     password_step(client)
-    before = dict(client.session["_otp_auth_pending"])
+    before = pending_of(client)
 
     client.post(SWITCH, {"factor": factor} if factor else {"device": ""})
 
-    assert client.session["_otp_auth_pending"]["factor"] == before["factor"] == "code"
-    assert client.session["_otp_auth_pending"]["challenge_id"] == before["challenge_id"]
+    assert pending_of(client)["factor"] == before["factor"] == "code"
+    assert pending_of(client)["challenge_id"] == before["challenge_id"]
 
 
 def test_another_users_app_cannot_be_chosen(client, user, make_user):
@@ -195,7 +202,7 @@ def test_another_users_app_cannot_be_chosen(client, user, make_user):
 
     client.post(SWITCH, {"factor": f"totp:{bobs_app.pk}"})
 
-    assert client.session["_otp_auth_pending"]["factor"] == "code"
+    assert pending_of(client)["factor"] == "code"
 
 
 def test_wrong_app_codes_are_form_errors_then_slowed_down(client, app_user):

@@ -13,7 +13,14 @@ from otp_auth.constants import ChallengeStatus, Purpose
 from otp_auth.exceptions import DeliveryError, InvalidCodeError
 from otp_auth.models import Challenge, Device
 from otp_auth.providers import locmem
-from tests.conftest import last_code, otp_settings, password_step, wrong_code
+from tests.conftest import (
+    last_code,
+    otp_settings,
+    password_step,
+    pending_of,
+    set_pending,
+    wrong_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unique_codes")]
 
@@ -376,12 +383,10 @@ def test_wrong_expired_used_and_unknown_codes_look_the_same(
         # Already used: another session finished with this challenge first.
         password_step(client)
         code = last_code()
-        pending = client.session["_otp_auth_pending"]
+        pending = pending_of(client)
         other = Client()
         password_step(other)
-        session = other.session
-        session["_otp_auth_pending"] = {**session["_otp_auth_pending"], **pending}
-        session.save()
+        set_pending(other, {**pending_of(other), "challenge_id": pending["challenge_id"]})
         client.post(VERIFY, {"code": code})
         assert is_logged_in(client)
         used = _refusal(other.post(VERIFY, {"code": code}))
@@ -390,12 +395,7 @@ def test_wrong_expired_used_and_unknown_codes_look_the_same(
         third = Client()
         password_step(third)
         code = last_code()
-        session = third.session
-        session["_otp_auth_pending"] = {
-            **session["_otp_auth_pending"],
-            "challenge_id": "x" * 43,
-        }
-        session.save()
+        set_pending(third, {**pending_of(third), "challenge_id": "x" * 43})
         unknown = _refusal(third.post(VERIFY, {"code": code}))
 
     assert wrong == expired == used == unknown == (200, [INVALID])

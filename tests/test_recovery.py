@@ -17,7 +17,7 @@ from otp_auth.models import AuditEvent, Lockout, RecoveryCode, RecoveryCodeSet
 from otp_auth.services import epoch, recovery
 from otp_auth.signals import factor_verified, recovery_codes_generated
 from tests.concurrency import outcome_names, race, require_postgresql
-from tests.conftest import login_fully, otp_settings, password_step
+from tests.conftest import login_fully, otp_settings, password_step, pending_of
 from tests.factor_helpers import (
     RECOVERY,
     STEP_UP,
@@ -302,7 +302,7 @@ def test_recovery_codes_are_not_offered_when_none_are_left(client, user):
 
     assert "Use a recovery code" not in client.get(VERIFY).content.decode()
     client.post(SWITCH, {"factor": "recovery"})
-    assert client.session["_otp_auth_pending"]["factor"] == "code"
+    assert pending_of(client)["factor"] == "code"
 
 
 # The page: codes shown once, after a fresh second factor (R60, R93).

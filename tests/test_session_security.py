@@ -19,10 +19,18 @@ from django.urls import URLResolver, get_resolver, resolve
 from django.urls.exceptions import Resolver404
 from django.utils.regex_helper import normalize
 
-from otp_auth.constants import ChallengeStatus
+from otp_auth.constants import PENDING_COOKIE_NAME, ChallengeStatus
 from otp_auth.exceptions import InvalidCodeError
 from otp_auth.models import Challenge, Device
-from tests.conftest import PASSWORD, last_code, login_fully, otp_settings, password_step, wrong_code
+from tests.conftest import (
+    PASSWORD,
+    last_code,
+    login_fully,
+    otp_settings,
+    password_step,
+    pending_of,
+    wrong_code,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unique_codes")]
 
@@ -47,10 +55,19 @@ def plain_login(client: Client, username: str = "alice") -> None:
 
 
 def challenge_of(client: Client) -> Challenge:
-    return Challenge.objects.get(public_id=client.session["_otp_auth_pending"]["challenge_id"])
+    pending = pending_of(client)
+    assert pending is not None
+    return Challenge.objects.get(public_id=pending["challenge_id"])
 
 
-# R12: the session never stores the password or the code.
+# R12: neither the session nor the pending-login cookie stores the password or the code.
+
+
+def raw_pending(client: Client) -> str:
+    """The pending-login cookie, raw and decoded."""
+    pending = pending_of(client)
+    assert pending, "no pending login: nothing was checked"
+    return client.cookies[PENDING_COOKIE_NAME].value + json.dumps(pending)
 
 
 def raw_session(client: Client) -> str:
@@ -93,14 +110,17 @@ def test_session_never_holds_the_password_or_the_code(client, user, clock, engin
     with override_settings(SESSION_ENGINE=engine):
         password_step(client)
         first = last_code()
-        after_password = raw_session(client)
-        assert "_otp_auth_pending" in after_password
+        after_password = raw_pending(client)
+        assert "flow_id" in after_password
         clock.shift(61)
         client.post(RESEND)
         second = last_code()
-        after_resend = raw_session(client)
+        after_resend = raw_pending(client)
+        client.post(VERIFY, {"code": second})
+        after_login = raw_session(client)
+        assert "_otp_auth_verified" in after_login
 
-    for stored in (after_password, after_resend):
+    for stored in (after_password, after_resend, after_login):
         for needle in [*secret_forms(PASSWORD), first, second]:
             assert needle not in stored
 
@@ -360,8 +380,14 @@ def test_partial_session_cannot_manage_devices(client, user, outbox, method, url
 
 
 def test_session_key_changes_when_the_code_is_accepted(client, user):
+    client.get("/account/login/")
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store["basket"] = [1]
+    store.create()
+    partial = store.session_key
+    client.cookies[settings.SESSION_COOKIE_NAME] = partial
     password_step(client)
-    partial = session_key(client)
+    assert session_key(client) == partial  # nothing is written before the second factor
 
     client.post(VERIFY, {"code": last_code()})
 
@@ -373,7 +399,10 @@ def test_session_key_changes_when_the_code_is_accepted(client, user):
     assert is_logged_in(client)
 
 
-def test_a_fixed_pre_login_session_id_is_replaced_at_both_steps(client, user):
+def test_a_fixed_pre_login_session_id_never_carries_the_login(client, user):
+    """The partial login lives in its own signed cookie, never under the session id,
+    and the session gets a new key when the code is accepted: a planted id reaches
+    neither the pending login nor the account."""
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     store["planted"] = "by someone else"
     store.create()
@@ -381,11 +410,14 @@ def test_a_fixed_pre_login_session_id_is_replaced_at_both_steps(client, user):
     client.cookies[settings.SESSION_COOKIE_NAME] = fixed
 
     password_step(client)
-    partial = session_key(client)
+    planted = Client()
+    planted.cookies[settings.SESSION_COOKIE_NAME] = fixed
+    assert planted.get(VERIFY)["Location"].startswith(LOGIN)  # no pending login there
     client.post(VERIFY, {"code": last_code()})
     final = session_key(client)
 
-    assert len({fixed, partial, final}) == 3
+    assert final != fixed
+    assert not store.exists(fixed)
     assert is_logged_in(client)
     attacker = Client()
     attacker.cookies[settings.SESSION_COOKIE_NAME] = fixed
@@ -407,7 +439,7 @@ def test_code_after_login_timeout_is_refused_and_the_flow_restarts(client, user,
     assert response.status_code == 302
     assert response["Location"] == LOGIN
     assert "took too long" in client.get(LOGIN).content.decode()
-    assert "_otp_auth_pending" not in client.session
+    assert pending_of(client) is None
     challenge.refresh_from_db()
     assert challenge.status == ChallengeStatus.CANCELLED
     assert not is_logged_in(client)
@@ -425,7 +457,7 @@ def test_logout_during_the_partial_state_cancels_the_challenge(client, user):
     assert response.status_code == 302
     challenge.refresh_from_db()
     assert challenge.status == ChallengeStatus.CANCELLED
-    assert "_otp_auth_pending" not in client.session
+    assert pending_of(client) is None
     client.post(VERIFY, {"code": code})
     assert not is_logged_in(client)
 
@@ -542,3 +574,38 @@ def test_get_on_state_changing_views_is_not_allowed(client, user, state, url):
 
     assert response.status_code == 405
     assert _snapshot() == before
+
+
+# The pending-login cookie: signed, spent by its login, never a second login.
+
+
+def test_a_pending_login_replayed_after_its_login_logs_nobody_in(client, user):
+    from tests.factor_helpers import add_authenticator, code_now
+
+    user.otp_devices.all().delete()
+    _app, seed = add_authenticator(user)
+    password_step(client)
+    replayed = client.cookies[PENDING_COOKIE_NAME].value
+    client.post(VERIFY, {"code": code_now(seed)})
+    assert is_logged_in(client)
+
+    thief = Client()
+    thief.cookies[PENDING_COOKIE_NAME] = replayed
+    response = thief.post(VERIFY, {"code": code_now(seed, offset_steps=1)})
+
+    assert response.status_code == 302
+    assert response["Location"] == LOGIN
+    assert not is_logged_in(thief)
+
+
+def test_a_pending_login_cookie_not_signed_here_is_no_pending_login(client, user):
+    password_step(client)
+    forged = client.cookies[PENDING_COOKIE_NAME].value[:-2] + "xx"
+    other = Client()
+    other.cookies[PENDING_COOKIE_NAME] = forged
+
+    response = other.post(VERIFY, {"code": last_code()})
+
+    assert response.status_code == 302
+    assert response["Location"] == LOGIN
+    assert not is_logged_in(other)

@@ -35,7 +35,7 @@ from otp_auth.services import login as login_service
 from otp_auth.services import totp as totp_service
 from otp_auth.signals import factor_failed
 from tests.concurrency import outcome_names, race, require_postgresql
-from tests.conftest import otp_settings, password_step
+from tests.conftest import otp_settings, password_step, pending_of
 from tests.factor_helpers import (
     DEVICES,
     RECOVERY,
@@ -523,7 +523,7 @@ def test_an_unconfirmed_app_cannot_log_in(client, user, clock):
     assert info.value.reason == "unknown"
     response = password_step(client)
     assert response["Location"] == "/home/"  # no confirmed factor: password-only login
-    assert "_otp_auth_pending" not in client.session
+    assert pending_of(client) is None
 
 
 @pytest.mark.django_db

@@ -157,15 +157,37 @@ def issue_challenge(
         challenge.status = ChallengeStatus.SEND_FAILED
         challenge.code_hash = ""
         challenge.failure_reason = exc.code
-        challenge.save()
-        delivery.record_attempts(challenge, exc.attempts)
-        _audit_send(challenge, exc, request=request, first=True)
+        with transaction.atomic():
+            challenge.save()
+            delivery.record_attempts(challenge, exc.attempts)
+            _audit_send(challenge, exc, request=request, first=True)
         raise
-    challenge.save()
-    delivery.record_attempts(challenge, attempts)
-    _audit_send(challenge, None, request=request, first=True)
+    # One transaction, one durable commit: the challenge and its audit row (and the
+    # attempt rows, when they say more than the challenge does) are written together.
+    with transaction.atomic():
+        challenge.save()
+        if _attempt_rows_needed(challenge, attempts):
+            delivery.record_attempts(challenge, attempts)
+        _audit_send(challenge, None, request=request, first=True)
     challenge_issued.send(sender=Challenge, challenge=challenge, request=request, resend=False)
     return challenge
+
+
+def _attempt_rows_needed(challenge: Challenge, attempts: Sequence[Attempt]) -> bool:
+    """Whether a successful send needs ``DeliveryAttempt`` rows: for a failover (more
+    than one attempt, or another alias than the challenge's), and for a vendor whose
+    status callbacks are matched against the attempt. One accepted attempt of a provider
+    without callbacks is recorded on the challenge itself (alias, reference, status)."""
+    if len(attempts) != 1:
+        return bool(attempts)
+    (attempt,) = attempts
+    if attempt.outcome != "accepted" or attempt.alias != challenge.provider_alias:
+        return True
+    try:
+        provider = get_provider(attempt.alias)
+    except ConfigurationError:
+        return True
+    return hasattr(provider, "parse_status_callback")
 
 
 @dataclass
@@ -219,6 +241,7 @@ def verify_challenge(
             verdict = _judge_or_reserve(
                 challenge, state, normalized, now, counts_toward_lockout=counts_toward_lockout
             )
+            _audit_success(challenge, verdict, request)
     if verdict is None:
         # Reserved and committed: the vendor is asked with no row locked.
         assert challenge is not None and normalized is not None
@@ -247,7 +270,16 @@ def verify_challenge(
                     malformed=False,
                     counts_toward_lockout=counts_toward_lockout,
                 )
+                _audit_success(challenge, verdict, request)
     return _report(challenge, state, verdict, user=user, request=request, reservation=reservation)
+
+
+def _audit_success(
+    challenge: Challenge | None, verdict: _Verdict | None, request: HttpRequest | None
+) -> None:
+    """An accepted code's audit row, in the transaction that consumes the challenge."""
+    if challenge is not None and verdict is not None and verdict.error is None:
+        audit.record_challenge(challenge, [AuditEvent.Kind.VERIFIED], request=request)
 
 
 def _abandon(challenge: Challenge, *, counts_toward_lockout: bool) -> None:
@@ -429,7 +461,6 @@ def _report(
     if error is None:
         assert challenge is not None
         reservation.release()  # an accepted code is not a failure from this address
-        audit.record_challenge(challenge, [AuditEvent.Kind.VERIFIED], request=request)
         challenge_verified.send(sender=Challenge, challenge=challenge, request=request)
         return challenge
     reason = getattr(error, "reason", error.code)
@@ -597,19 +628,22 @@ def resend_challenge(
             raise DeliveryError()
         attempts = _deliver(challenge, code, device.destination_for(challenge.channel))
     except DeliveryError as exc:
-        Challenge.objects.filter(pk=challenge.pk).update(
-            status=ChallengeStatus.SEND_FAILED, code_hash="", failure_reason=exc.code
-        )
-        challenge.status = ChallengeStatus.SEND_FAILED
-        delivery.record_attempts(challenge, exc.attempts)
-        _audit_send(challenge, exc, request=request, first=False)
+        with transaction.atomic():
+            Challenge.objects.filter(pk=challenge.pk).update(
+                status=ChallengeStatus.SEND_FAILED, code_hash="", failure_reason=exc.code
+            )
+            challenge.status = ChallengeStatus.SEND_FAILED
+            delivery.record_attempts(challenge, exc.attempts)
+            _audit_send(challenge, exc, request=request, first=False)
         raise
-    Challenge.objects.filter(pk=challenge.pk).update(
-        provider_reference=challenge.provider_reference,
-        delivery_status=challenge.delivery_status,
-    )
-    delivery.record_attempts(challenge, attempts)
-    _audit_send(challenge, None, request=request, first=False)
+    with transaction.atomic():
+        Challenge.objects.filter(pk=challenge.pk).update(
+            provider_reference=challenge.provider_reference,
+            delivery_status=challenge.delivery_status,
+        )
+        if _attempt_rows_needed(challenge, attempts):
+            delivery.record_attempts(challenge, attempts)
+        _audit_send(challenge, None, request=request, first=False)
     challenge_issued.send(sender=Challenge, challenge=challenge, request=request, resend=True)
     return challenge
 

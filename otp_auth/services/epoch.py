@@ -43,7 +43,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from ..conf import app_settings
-from ..constants import PENDING_SESSION_KEY, STEP_UP_SESSION_KEY, VERIFIED_SESSION_KEY
+from ..constants import STEP_UP_SESSION_KEY, VERIFIED_SESSION_KEY
 from ..models import SecurityEpoch
 from ..signals import epoch_advanced
 
@@ -225,9 +225,9 @@ def _restamp_session(request: HttpRequest, user_id: str, value: int) -> None:
         marker = session.get(name)
         if isinstance(marker, dict) and marker.get("user") == user_id:
             session[name] = {**marker, **session_stamp(value)}
-    pending = session.get(PENDING_SESSION_KEY)
-    if isinstance(pending, dict) and pending.get("user_id") == user_id:
-        session[PENDING_SESSION_KEY] = {**pending, "epoch": value}
+    from .login import restamp
+
+    restamp(request, user_id, value)
 
 
 def _revoke_tokens(user: Any, keep: HttpRequest | None) -> None:

@@ -17,7 +17,10 @@ the vendor never judges a code that the one-at-a-time order would have refused.
 
 from __future__ import annotations
 
+import contextvars
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +41,7 @@ __all__ = [
     "delay_after",
     "end_check",
     "ensure_unlocked",
+    "known_state",
     "lock_seconds",
     "record_failure",
     "record_success",
@@ -78,11 +82,33 @@ def _lock_error(state: Lockout, now: datetime) -> AccountLockedError | None:
     return None
 
 
+_known: contextvars.ContextVar[tuple[str, Lockout | None] | None] = contextvars.ContextVar(
+    "otp_auth_lockout_known", default=None
+)
+
+
+@contextmanager
+def known_state(user_id: Any, state: Lockout | None) -> Iterator[None]:
+    """``state`` (``None``: no row) is the user's row as just read with their factors:
+    ``ensure_unlocked`` uses it instead of reading again. It is a read without a lock
+    either way; the locked check at verification is what decides."""
+    token = _known.set((str(user_id), state))
+    try:
+        yield
+    finally:
+        _known.reset(token)
+
+
 def ensure_unlocked(user_id: Any, now: datetime | None = None) -> None:
     """Raise ``AccountLockedError`` while the user's second factor is locked, so that no
-    code is sent that could not be used. One indexed read; the user's first code also
-    creates the row, so that checking it later only has to lock it."""
-    state = Lockout.objects.filter(user_id=user_id).first()
+    code is sent that could not be used. One indexed read (none inside ``known_state``);
+    the user's first code also creates the row, so that checking it later only has to
+    lock it."""
+    known = _known.get()
+    if known is not None and known[0] == str(user_id):
+        state = known[1]
+    else:
+        state = Lockout.objects.filter(user_id=user_id).first()
     if state is None:
         Lockout.objects.bulk_create([Lockout(user_id=user_id)], ignore_conflicts=True)
         return

@@ -1,9 +1,15 @@
 """The two-step login and the verified-session marker.
 
-After the password step the session holds only the pending user id, the backend path,
-a random flow id, the flow start, the challenge id, the chosen factor and the validated
-``next`` URL: never the password or the code. ``request.user`` stays anonymous until the
-code is accepted, and ``login()`` then runs with a fresh session key.
+Between the password step and the code step the pending login travels with the browser
+as a signed, short-lived, epoch-bound cookie (``PENDING_COOKIE_NAME``), like the API's
+flow token: the pending user id, the backend path, a random flow id, the flow start, the
+challenge id, the chosen factor, the validated ``next`` URL, the user's security epoch
+and what the code page shows (masked labels): never the password or the code. No
+session row is written before the second factor; the challenge row stays the
+server-side truth of a sent code, and a success or a cancel spends the flow (a marker in
+the cache), so the cookie can be replayed neither before nor after. ``request.user``
+stays anonymous until the code is accepted, and ``login()`` then runs with a fresh
+session key.
 
 The second step takes any confirmed factor: a code sent to a device, a code from an
 authenticator app, or a recovery code. The default is the factor used most recently;
@@ -14,9 +20,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import (
     BACKEND_SESSION_KEY,
     HASH_SESSION_KEY,
@@ -25,13 +32,15 @@ from django.contrib.auth import (
     login,
     logout,
 )
-from django.db.models import F
-from django.http import HttpRequest
+from django.core import signing
+from django.core.cache import caches
+from django.db.models import Exists, F, OuterRef
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext as _
 
 from ..conf import app_settings
 from ..constants import (
-    PENDING_SESSION_KEY,
+    PENDING_COOKIE_NAME,
     STEP_UP_SESSION_KEY,
     VERIFIED_SESSION_KEY,
     ChallengeStatus,
@@ -45,15 +54,21 @@ from ..exceptions import (
     RateLimitedError,
     wait_text,
 )
-from ..models import Challenge, Device, TOTPDevice
-from . import epoch, guard
+from ..models import Challenge, Device, Lockout, RecoveryCode, TOTPDevice
+from . import epoch, guard, lockout, trusted
 from .challenges import (
     cancel_challenge,
     issue_challenge,
     send_in_flow,
     verify_challenge,
 )
-from .factors import confirmed_totp_devices, has_recovery_codes, order_by_last_use
+from .factors import (
+    Factor,
+    confirmed_totp_devices,
+    has_recovery_codes,
+    order_by_last_use,
+    user_factors,
+)
 
 __all__ = [
     "PendingLogin",
@@ -68,7 +83,11 @@ __all__ = [
     "session_expired",
     "start_login",
     "switch_device",
+    "write_pending_cookie",
 ]
+
+PENDING_SALT = "otp_auth.login.pending"
+MAX_PENDING_COOKIE_LENGTH = 4000
 
 
 @dataclass
@@ -90,6 +109,10 @@ class PendingLogin:
     epoch: int = 0
     #: Why the default factor could not be used (a send limit), shown on the code page.
     notice: str = ""
+    #: What the code page shows, as the password step found it: the user's factors
+    #: (``[key, kind, label, pk, channel]``), the sent code's channel, masked destination
+    #: and send time, and whether "remember this browser" is offered.
+    page: dict[str, Any] = field(default_factory=dict)
 
     def expired(self) -> bool:
         return time.time() - self.started_at > app_settings.LOGIN_TIMEOUT
@@ -104,8 +127,86 @@ class PendingLogin:
         return f"device:{self.device_id}"
 
 
+def _signer() -> signing.Signer:
+    # No timestamp of its own: the flow carries its start, which every step keeps.
+    return signing.Signer(salt=PENDING_SALT)
+
+
+def _spent_key(flow_id: str) -> str:
+    return f"otp_auth:login-flow-spent:{flow_id}"
+
+
 def _store(request: HttpRequest, pending: PendingLogin) -> None:
-    request.session[PENDING_SESSION_KEY] = asdict(pending)
+    """Keep ``pending`` for the rest of this request and for the browser's next one."""
+    request._otp_auth_pending = pending  # type: ignore[attr-defined]
+    request._otp_auth_pending_out = _signer().sign_object(  # type: ignore[attr-defined]
+        asdict(pending), compress=True
+    )
+
+
+def _forget(request: HttpRequest) -> None:
+    request._otp_auth_pending = None  # type: ignore[attr-defined]
+    request._otp_auth_pending_out = ""  # type: ignore[attr-defined]
+
+
+def _spend(pending: PendingLogin) -> None:
+    """Refuse this flow's cookie from now on (its success, or a cancel)."""
+    timeout = int(app_settings.LOGIN_TIMEOUT - (time.time() - pending.started_at)) + 60
+    caches[app_settings.CACHE].set(_spent_key(pending.flow_id), True, max(timeout, 60))
+
+
+def _load(request: HttpRequest) -> PendingLogin | None:
+    """The pending login this request carries (or set earlier in this request)."""
+    if hasattr(request, "_otp_auth_pending"):
+        found: PendingLogin | None = request._otp_auth_pending
+        return found
+    pending = None
+    raw = request.COOKIES.get(PENDING_COOKIE_NAME, "")
+    if raw and len(raw) <= MAX_PENDING_COOKIE_LENGTH:
+        try:
+            data = _signer().unsign_object(raw)
+            pending = PendingLogin(**data) if isinstance(data, dict) else None
+        except (signing.BadSignature, TypeError, ValueError):
+            pending = None
+    if pending is not None and caches[app_settings.CACHE].get(_spent_key(pending.flow_id)):
+        pending = None
+    request._otp_auth_pending = pending  # type: ignore[attr-defined]
+    if pending is None and raw:
+        request._otp_auth_pending_out = ""  # type: ignore[attr-defined]
+    return pending
+
+
+def write_pending_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Set or delete the pending-login cookie on ``response`` if this request changed
+    it (the HTML login views call this on every response)."""
+    value = getattr(request, "_otp_auth_pending_out", None)
+    if value is None:
+        return
+    common: dict[str, Any] = {
+        "path": settings.SESSION_COOKIE_PATH,
+        "domain": settings.SESSION_COOKIE_DOMAIN,
+        "samesite": settings.SESSION_COOKIE_SAMESITE or "Lax",
+    }
+    if value:
+        response.set_cookie(
+            PENDING_COOKIE_NAME,
+            value,
+            max_age=app_settings.LOGIN_TIMEOUT,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            **common,
+        )
+    elif PENDING_COOKIE_NAME in request.COOKIES:
+        response.delete_cookie(PENDING_COOKIE_NAME, **common)
+
+
+def restamp(request: HttpRequest, user_id: str, value: int) -> None:
+    """A change made by this request moved the user's epoch: its own pending login
+    (a resumed verification of this user) goes on under the new one."""
+    pending = _load(request)
+    if pending is not None and pending.user_id == user_id:
+        pending.epoch = value
+        _store(request, pending)
 
 
 def confirmed_devices(user: Any) -> list[Device]:
@@ -113,6 +214,79 @@ def confirmed_devices(user: Any) -> list[Device]:
     # Explicit NULLS LAST: PostgreSQL sorts never-used devices first on a plain DESC.
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
     return list(Device.objects.confirmed().for_user(user).order_by(*ordering))
+
+
+def _lookup(user: Any) -> tuple[list[Device], list[TOTPDevice], bool, Lockout | None]:
+    """The user's confirmed devices (most recently used first), authenticator apps,
+    whether recovery codes are left, and the lockout row: one query for a user with a
+    device (the rest ride on it as subqueries), more only for what it says exists."""
+    user_id = user.pk
+    apps = TOTPDevice.objects.filter(user_id=OuterRef("user_id"), confirmed=True)
+    codes = RecoveryCode.objects.filter(code_set__user_id=OuterRef("user_id"), used_at__isnull=True)
+    locks = Lockout.objects.filter(user_id=OuterRef("user_id"))
+    ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
+    devices = list(
+        Device.objects.confirmed()
+        .filter(user_id=user_id)
+        .annotate(
+            has_apps=Exists(apps),
+            has_codes=Exists(codes),
+            has_lock=Exists(locks.exclude(locked_until=None, disabled_at=None)),
+            has_lockout=Exists(locks),
+        )
+        .order_by(*ordering)
+    )
+    if not devices:
+        authenticators = confirmed_totp_devices(user_id)
+        if not authenticators:
+            return [], [], False, None
+        return [], authenticators, has_recovery_codes(user_id), _lockout_row(user_id)
+    first: Any = devices[0]
+    authenticators = confirmed_totp_devices(user_id) if first.has_apps else []
+    state = None
+    if first.has_lock:
+        state = _lockout_row(user_id)
+    elif first.has_lockout:
+        state = Lockout(user_id=user_id)  # exists, and neither locked nor disabled
+    return devices, authenticators, bool(first.has_codes), state
+
+
+def _lockout_row(user_id: Any) -> Lockout | None:
+    return Lockout.objects.filter(user_id=user_id).first()
+
+
+def _page(
+    request: HttpRequest,
+    user: Any,
+    ordered: list[Device | TOTPDevice],
+    recovery: bool,
+    challenge: Challenge | None,
+) -> dict[str, Any]:
+    factors: list[list[Any]] = []
+    for row in ordered:
+        if isinstance(row, TOTPDevice):
+            factors.append([f"totp:{row.pk}", "totp", row.label, row.pk, ""])
+        else:
+            factors.append([f"device:{row.pk}", "code", row.label, row.pk, row.default_channel])
+    if recovery:
+        factors.append(["recovery", "recovery", str(_("A recovery code")), None, ""])
+    page: dict[str, Any] = {"factors": factors, "remember": trusted.allowed_for(user)}
+    if challenge is not None:
+        page.update(
+            channel=challenge.channel,
+            dest=challenge.destination_masked,
+            sent=challenge.last_sent_at.timestamp() if challenge.last_sent_at else 0,
+        )
+    return page
+
+
+def page_factors(pending: PendingLogin) -> list[Factor]:
+    """The factors the code page lists, as the password step found them (a fresh
+    lookup for a pending login made without them)."""
+    rows = pending.page.get("factors")
+    if not isinstance(rows, list):
+        return user_factors(pending.user_id)
+    return [Factor(str(k), str(kind), str(label), pk, str(ch)) for k, kind, label, pk, ch in rows]
 
 
 def start_login(
@@ -133,8 +307,12 @@ def start_login(
     still needs its second factor. Raises ``DeliveryError`` when the code cannot be
     sent; the flow is then discarded.
     """
-    devices = confirmed_devices(user) if devices is None else devices
-    authenticators = confirmed_totp_devices(user)
+    recovery: bool | None = None
+    if devices is None:
+        devices, authenticators, recovery, state = _lookup(user)
+    else:
+        authenticators = confirmed_totp_devices(user)
+        state = _lockout_row(user.pk)
     usable = [d for d in devices if guard.serves_purpose(d, Purpose.LOGIN)]
     if not usable and not authenticators:
         if devices:
@@ -144,15 +322,11 @@ def start_login(
         return None
     devices = usable
     discard_pending(request)
-    if not resume:
-        if SESSION_KEY in request.session:
-            # Someone else is logged in on this browser: end that session entirely.
-            logout(request)
-        elif request.session.session_key is not None:
-            # A new key for the partial session defeats a fixed pre-login session id. A
-            # session with no stored key (loaded above, by discard_pending) has none to
-            # fix: it gets a fresh key when first saved, and cycling would write it twice.
-            request.session.cycle_key()
+    if not resume and SESSION_KEY in request.session:
+        # Someone else is logged in on this browser: end that session entirely. An
+        # anonymous session is left alone: nothing is written to it before the second
+        # factor, and ``login()`` gives it a new key then (no fixed id carries over).
+        logout(request)
     pending = PendingLogin(
         user_id=str(user.pk),
         backend=backend,
@@ -166,21 +340,27 @@ def start_login(
     )
     ordered = order_by_last_use(devices, authenticators)
     first = ordered[0]
+    challenge = None
     if isinstance(first, TOTPDevice):
         pending.factor, pending.totp_id = "totp", first.pk
     else:
         try:
-            challenge = issue_challenge(
-                user=user,
-                device=first,
-                purpose=Purpose.LOGIN,
-                request=request,
-                flow_id=pending.flow_id,
-            )
+            # The lockout row was read with the factors a moment ago: no second read.
+            with lockout.known_state(user.pk, state):
+                challenge = issue_challenge(
+                    user=user,
+                    device=first,
+                    purpose=Purpose.LOGIN,
+                    request=request,
+                    flow_id=pending.flow_id,
+                )
         except RateLimitedError as exc:
             _fall_back(pending, exc, first, ordered)
         else:
             pending.challenge_id, pending.device_id = challenge.public_id, first.pk
+    if recovery is None:
+        recovery = has_recovery_codes(user.pk)
+    pending.page = _page(request, user, ordered, recovery, challenge)
     _store(request, pending)
     return pending
 
@@ -220,13 +400,8 @@ def notice_for(device: Device, error: RateLimitedError) -> str:
 def get_pending_login(request: HttpRequest) -> PendingLogin | None:
     """The pending login, or ``None``. Raises ``FlowExpiredError`` (and discards the flow)
     when it is older than ``LOGIN_TIMEOUT``."""
-    raw = request.session.get(PENDING_SESSION_KEY)
-    if not isinstance(raw, dict):
-        return None
-    try:
-        pending = PendingLogin(**raw)
-    except TypeError:
-        discard_pending(request)
+    pending = _load(request)
+    if pending is None:
         return None
     if pending.expired() or not epoch.is_current(pending.user_id, pending.epoch):
         # Too old, or the account changed since the password was accepted (a reset, a
@@ -237,10 +412,12 @@ def get_pending_login(request: HttpRequest) -> PendingLogin | None:
 
 
 def discard_pending(request: HttpRequest) -> None:
-    """Forget the pending flow and cancel its challenge."""
-    raw = request.session.pop(PENDING_SESSION_KEY, None)
-    if isinstance(raw, dict):
-        cancel_challenge(raw.get("challenge_id"))
+    """Forget the pending flow, spend it and cancel its challenge."""
+    pending = _load(request)
+    _forget(request)
+    if pending is not None:
+        _spend(pending)
+        cancel_challenge(pending.challenge_id)
 
 
 def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
@@ -265,11 +442,19 @@ def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
             pending.challenge_id, code, purpose=Purpose.LOGIN, user=_owner(pending), request=request
         )
         user = challenge.user
+    # One login per flow: of two requests carrying the same cookie (a replay, a double
+    # submit), the first to get here wins. A sent code is single-use on its own row.
+    timeout = max(int(app_settings.LOGIN_TIMEOUT - (time.time() - pending.started_at)) + 60, 60)
+    if challenge is None and not caches[app_settings.CACHE].add(
+        _spent_key(pending.flow_id), True, timeout
+    ):
+        raise InvalidCodeError("used")
     if challenge is None:
         # A sent code still pending (the user chose another factor) must not outlive it.
-        discard_pending(request)
+        cancel_challenge(pending.challenge_id)
     else:
-        request.session.pop(PENDING_SESSION_KEY, None)
+        _spend(pending)
+    _forget(request)
     _login_with_new_key(request, user, pending.backend)
     mark_verified(request, user, challenge, factor=pending.factor)
     return user, pending.next_url
@@ -391,8 +576,20 @@ def switch_device(request: HttpRequest, device_id: object) -> Challenge:
     pending.challenge_id = challenge.public_id
     pending.device_id = device.pk
     pending.factor, pending.totp_id = "code", None
+    _show(pending, challenge)
     _store(request, pending)
     return challenge
+
+
+def _show(pending: PendingLogin, challenge: Challenge) -> None:
+    """The code page now shows ``challenge`` (a resend or another device)."""
+    sent = challenge.last_sent_at.timestamp() if challenge.last_sent_at else 0
+    pending.page = {
+        **pending.page,
+        "channel": challenge.channel,
+        "dest": challenge.destination_masked,
+        "sent": sent,
+    }
 
 
 def choose_factor(request: HttpRequest, key: object) -> PendingLogin:
@@ -453,7 +650,10 @@ def resend_login_code(request: HttpRequest) -> Challenge:
     pending = get_pending_login(request)
     if pending is None or pending.factor != "code" or not pending.challenge_id:
         raise InvalidCodeError("unknown")
-    return send_in_flow(pending.flow_id, user=_owner(pending), request=request)
+    challenge = send_in_flow(pending.flow_id, user=_owner(pending), request=request)
+    _show(pending, challenge)
+    _store(request, pending)
+    return challenge
 
 
 def _owner(pending: PendingLogin) -> Any:

@@ -102,10 +102,11 @@ def test_hanging_vendor_is_skipped_once_its_circuit_opens(user, breaker, fake_ar
     assert health.state("arkesel").state == health.OPEN
 
     client = Client()
-    response, elapsed = timed_login(client)
+    response, _elapsed = timed_login(client)
     assert response.status_code == 302
-    assert elapsed < READ_TIMEOUT / 3, "the open circuit must not cost a timeout"
-    assert len(fake_arkesel.requests) == 2  # not called at all
+    # The open circuit costs no timeout: the hanging vendor is not called at all (a
+    # structural proof; no wall-clock bound, which a loaded machine could break).
+    assert len(fake_arkesel.requests) == 2
     assert len(fake_twilio.outgoing) == 1
     challenge = Challenge.objects.latest("pk")
     assert attempts_of(challenge) == [
