@@ -155,3 +155,27 @@ def test_parallel_guesses_past_the_free_ones_get_one_look_per_wait(user, clock, 
     with pytest.raises(guard.RateLimitedError):
         guard.check_password(None, "alice", PASSWORD)
     assert len(looked) == guard.app_settings.PASSWORD_DELAY_AFTER
+
+
+def test_a_counter_deleted_between_add_and_incr_starts_again(monkeypatch):
+    """A success in another request deletes the failure counter; a guess that was between
+    ``add`` and ``incr`` then counts from 1 instead of failing with a server error."""
+    from django.core.cache import caches
+
+    from otp_auth.conf import app_settings
+    from otp_auth.services import guard
+
+    cache = caches[app_settings.CACHE]
+    real_incr = cache.incr
+    calls = []
+
+    def racing_incr(key: str, *args: Any, **kwargs: Any) -> int:
+        calls.append(key)
+        if len(calls) == 1:
+            cache.delete(key)  # the other request's success, just now
+        return int(real_incr(key, *args, **kwargs))
+
+    monkeypatch.setattr(cache, "incr", racing_incr)
+
+    assert guard._count(cache, "otp_auth:test:counter") == 1
+    assert len(calls) == 2

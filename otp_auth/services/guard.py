@@ -96,10 +96,9 @@ def check_password(request: HttpRequest | None, username: str, password: str) ->
             by_ip.release()
         wait = RateLimitedError(max(math.ceil(until - now), 1), limit="password_delay")
         raise _password_refused(wait, request, username, digest, until)
-    cache.add(failures_key, 0, PASSWORD_MEMORY)
     # Counted before the check, so that parallel guesses each get their own number: past
     # the free ones, a single request per wait holds the gate and is looked at.
-    failures = int(cache.incr(failures_key))
+    failures = _count(cache, failures_key)
     if failures > app_settings.PASSWORD_DELAY_AFTER and not cache.add(
         f"otp_auth:pw:gate:{digest}:{until}", 1, GATE_SECONDS
     ):
@@ -118,6 +117,18 @@ def check_password(request: HttpRequest | None, username: str, password: str) ->
     if wait_seconds:
         cache.set(until_key, now + wait_seconds, PASSWORD_MEMORY)
     return None
+
+
+def _count(cache: Any, key: str) -> int:
+    """Increment ``key``, creating it at 1. A success elsewhere may delete the key between
+    ``add`` and ``incr`` (``incr`` of a missing key raises): then it starts again."""
+    for _ in range(3):
+        cache.add(key, 0, PASSWORD_MEMORY)
+        try:
+            return int(cache.incr(key))
+        except ValueError:
+            continue
+    return 1
 
 
 def _password_refused(
