@@ -53,7 +53,13 @@ from .challenges import (
     send_in_flow,
     verify_challenge,
 )
-from .factors import confirmed_totp_devices, has_recovery_codes, order_by_last_use
+from .factors import (
+    _last_used,
+    confirmed_totp_devices,
+    has_recovery_codes,
+    order_by_last_use,
+    webauthn_credentials,
+)
 
 __all__ = [
     "PendingLogin",
@@ -66,6 +72,7 @@ __all__ = [
     "mark_verified",
     "resend_login_code",
     "session_expired",
+    "sign_in",
     "start_login",
     "switch_device",
 ]
@@ -83,7 +90,8 @@ class PendingLogin:
     next_url: str
     device_id: int
     resume: bool = False
-    #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``) or "recovery".
+    #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``), "webauthn" (a
+    #: security key or passkey) or "recovery".
     factor: str = "code"
     totp_id: int | None = None
     #: The user's security epoch when the password was accepted.
@@ -99,8 +107,8 @@ class PendingLogin:
         """The key of the current factor, as ``factors.Factor.key``."""
         if self.factor == "totp":
             return f"totp:{self.totp_id}"
-        if self.factor == "recovery":
-            return "recovery"
+        if self.factor in ("recovery", "webauthn"):
+            return self.factor
         return f"device:{self.device_id}"
 
 
@@ -135,7 +143,8 @@ def start_login(
     """
     devices = confirmed_devices(user) if devices is None else devices
     authenticators = confirmed_totp_devices(user)
-    if not devices and not authenticators:
+    keys = webauthn_credentials(user)
+    if not devices and not authenticators and not keys:
         return None
     discard_pending(request)
     if not resume:
@@ -159,10 +168,12 @@ def start_login(
         epoch=epoch.current(user),
     )
     ordered = order_by_last_use(devices, authenticators)
-    first = ordered[0]
-    if isinstance(first, TOTPDevice):
+    first = ordered[0] if ordered else None
+    if keys and (first is None or _last_used(keys[0]) >= _last_used(first)):
+        pending.factor = "webauthn"  # nothing to send: the browser asks the key
+    elif isinstance(first, TOTPDevice):
         pending.factor, pending.totp_id = "totp", first.pk
-    else:
+    elif first is not None:
         try:
             challenge = issue_challenge(
                 user=user,
@@ -191,12 +202,15 @@ def _fall_back(
     if isinstance(error, AccountLockedError) or error.retry_after is None:
         raise error  # every factor is locked, not just this device's sends
     others = [row for row in ordered if row is not device]
-    if not others and not has_recovery_codes(pending.user_id):
+    has_keys = bool(webauthn_credentials(pending.user_id))
+    if not others and not has_keys and not has_recovery_codes(pending.user_id):
         raise error
     pending.notice = notice_for(device, error)
     pending.device_id = device.pk
     app = next((row for row in others if isinstance(row, TOTPDevice)), None)
-    if app is not None:
+    if has_keys:
+        pending.factor = "webauthn"
+    elif app is not None:
         pending.factor, pending.totp_id = "totp", app.pk
     elif has_recovery_codes(pending.user_id) and not others:
         pending.factor = "recovery"
@@ -267,6 +281,15 @@ def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
     _login_with_new_key(request, user, pending.backend)
     mark_verified(request, user, challenge, factor=pending.factor)
     return user, pending.next_url
+
+
+def sign_in(request: HttpRequest, user: Any, *, backend: str, factor: str) -> None:
+    """Log ``user`` in after a factor judged outside this module (a security key at the
+    second step, a passkey, a code sign-in): any pending flow ends, the session gets a
+    new key, and the verified mark is set."""
+    discard_pending(request)
+    _login_with_new_key(request, user, backend)
+    mark_verified(request, user, None, factor=factor)
 
 
 def _login_with_new_key(request: HttpRequest, user: Any, backend: str) -> None:
@@ -405,6 +428,10 @@ def choose_factor(request: HttpRequest, key: object) -> PendingLogin:
         if not has_recovery_codes(pending.user_id):
             raise DeviceError()
         pending.factor = "recovery"
+    elif kind == "webauthn" and not raw_pk:
+        if not webauthn_credentials(pending.user_id):
+            raise DeviceError()
+        pending.factor = "webauthn"
     elif kind == "totp":
         pk = _pk(raw_pk)
         if not TOTPDevice.objects.filter(pk=pk, user_id=pending.user_id, confirmed=True).exists():
