@@ -135,7 +135,10 @@ class LoginView(View):
         if app_settings.PASSKEY_LOGIN:
             # Conditional UI: the browser offers passkeys in the username's autofill.
             form.fields["username"].widget.attrs["autocomplete"] = "username webauthn"
-        context |= {"passkey_login": app_settings.PASSKEY_LOGIN, "code_login": app_settings.CODE_LOGIN}
+        context |= {
+            "passkey_login": app_settings.PASSKEY_LOGIN,
+            "code_login": app_settings.CODE_LOGIN,
+        }
         return render(request, self.template_name, context)
 
 

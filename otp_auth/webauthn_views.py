@@ -259,7 +259,9 @@ class KeyStepUpView(View):
             )
         except (InvalidCodeError, RateLimitedError, FlowExpiredError) as exc:
             messages.error(request, str(exc.message))
-            return redirect(resolve_url("otp_auth:step_up") + (f"?next={next_url}" if next_url else ""))
+            return redirect(
+                resolve_url("otp_auth:step_up") + (f"?next={next_url}" if next_url else "")
+            )
         return redirect(next_url or app_settings.LOGIN_REDIRECT_URL)
 
 

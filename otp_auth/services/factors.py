@@ -2,8 +2,9 @@
 
 Factors are sent-code devices (``Device``: SMS, voice, email), authenticator apps
 (``TOTPDevice``), security keys and passkeys (``WebAuthnCredential``: one factor for all
-of a user's keys, since one assertion names the key used) and recovery codes. The login page offers them all; the default is the
-one used most recently, and recovery codes are never the default.
+of a user's keys, since one assertion names the key used) and recovery codes. The login
+page offers them all; the default is the one used most recently, and recovery codes are
+never the default.
 """
 
 from __future__ import annotations
@@ -341,9 +342,7 @@ def _on_factor_saved(
     trusted.forget_all(instance.user)  # housekeeping: the epoch already refuses them
 
 
-def _on_key_saved(
-    sender: Any, *, instance: WebAuthnCredential, created: bool, **kw: Any
-) -> None:
+def _on_key_saved(sender: Any, *, instance: WebAuthnCredential, created: bool, **kw: Any) -> None:
     """A security key or passkey registered, whatever the path: one audit row and an
     epoch advance. (A row is made only by a successful ceremony; later saves record its
     use and change nothing about the account.)"""

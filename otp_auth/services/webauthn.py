@@ -326,6 +326,7 @@ def register(
     bind: str,
     name: str = "",
     request: HttpRequest | None = None,
+    mark_session: bool = True,
 ) -> WebAuthnCredential:
     """Finish a registration: verify the authenticator's answer against the ceremony
     (challenge, origin, RP id, user presence and, for a passkey or with
@@ -384,7 +385,7 @@ def register(
             row.save()  # _on_key_saved audits and advances the epoch
     except IntegrityError as exc:  # this key is already registered (here or elsewhere)
         raise WebAuthnRegistrationError() from exc
-    if first and request is not None and hasattr(request, "session"):
+    if first and mark_session and request is not None and hasattr(request, "session"):
         from .login import gain_second_factor
 
         gain_second_factor(request, user, None, factor="webauthn")
@@ -395,7 +396,9 @@ def register(
 # ---------------------------------------------------------------------- assertions
 
 
-def _request_options(challenge: bytes, request: HttpRequest | None, allow: list[Any], uv: str) -> Any:
+def _request_options(
+    challenge: bytes, request: HttpRequest | None, allow: list[Any], uv: str
+) -> Any:
     from webauthn import generate_authentication_options
     from webauthn.helpers.structs import UserVerificationRequirement
 
