@@ -292,8 +292,8 @@ class CodeLoginView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Any:
-        _enabled()
         data = self.validated(CodeLoginSerializer)
+        _enabled()
         started = code_login.request_code(data["identifier"], request=request._request)
         response = Response({"flow": started.flow}, status=status.HTTP_202_ACCEPTED)
         return deliver_after(response, started.deliver)
@@ -322,8 +322,8 @@ class CodeLoginVerifyView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Response:
-        _enabled()
         data = self.validated(CodeLoginVerifySerializer)
+        _enabled()
         outcome = code_login.verify_code(data["flow"], data["code"], request=request._request)
         backend = webauthn_service.login_backend()
         if outcome.complete:

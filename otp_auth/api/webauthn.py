@@ -185,8 +185,8 @@ class KeyRegisterOptionsView(OTPAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        _enabled()
         data = self.validated(RegisterOptionsSerializer)
+        _enabled()
         _require_fresh_factor(request, data.get("step_up"))
         ceremony, options = webauthn_service.registration_options(
             request.user,
@@ -226,8 +226,8 @@ class KeyRegisterView(OTPAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        _enabled()
         data = self.validated(RegisterSerializer)
+        _enabled()
         row = webauthn_service.register(
             request.user,
             data["ceremony"],
@@ -305,9 +305,9 @@ class LoginKeyOptionsView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Response:
+        data = self.validated(s.FlowSerializer)
         if not webauthn_service.available():
             raise exceptions.NotFound()
-        data = self.validated(s.FlowSerializer)
         flow = api_flow.LoginFlow.load(data["challenge"])
         ceremony, options = webauthn_service.authentication_options(
             flow.user, request=request._request, bind=f"flow:{flow.flow_id}"
@@ -338,9 +338,9 @@ class LoginKeyView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Response:
+        data = self.validated(LoginKeySerializer)
         if not webauthn_service.available():
             raise exceptions.NotFound()
-        data = self.validated(LoginKeySerializer)
         flow = api_flow.LoginFlow.load(data["challenge"])
         row = webauthn_service.verify_assertion(
             flow.user,
@@ -374,6 +374,7 @@ class PasskeyOptionsView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Response:
+        request.data  # noqa: B018  (a malformed body is a 400 on every route)
         _enabled(passkey=True)
         ceremony, options = webauthn_service.passkey_options(
             request=request._request, bind="passkey"
@@ -403,8 +404,8 @@ class PasskeyLoginView(LoginStepView):
         },
     )
     def post(self, request: Request) -> Response:
-        _enabled(passkey=True)
         data = self.validated(PasskeySerializer)
+        _enabled(passkey=True)
         row = webauthn_service.verify_passkey(
             data["ceremony"], data["credential"], bind="passkey", request=request._request
         )
