@@ -166,6 +166,12 @@ OTP_AUTH = {
     "TRUSTED_BROWSERS": env.bool("OTP_TRUSTED_BROWSERS", default=True),
     # Where vendors send delivery callbacks (scheme and host only); unset: none are asked.
     "WEBHOOK_BASE_URL": env.str("OTP_WEBHOOK_BASE_URL", default="") or None,
+    # Security keys and passkeys (the ``webauthn`` extra), passkey sign-in, and sign-in by
+    # an emailed or texted code. The RP id must be a domain: open the demo on localhost.
+    "WEBAUTHN": env.bool("OTP_WEBAUTHN", default=True),
+    "WEBAUTHN_RP_ID": env.str("OTP_WEBAUTHN_RP_ID", default="localhost"),
+    "PASSKEY_LOGIN": env.bool("OTP_PASSKEY_LOGIN", default=True),
+    "CODE_LOGIN": env.bool("OTP_CODE_LOGIN", default=True),
 }
 
 LOGGING = {

@@ -95,6 +95,17 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_DELAY_MAX": 300,
     "EMAIL_CODES_FOR": [p.value for p in Purpose],
     "REFUSED_NUMBER_TYPES": ["PREMIUM_RATE", "SHARED_COST", "UNKNOWN"],
+    "WEBAUTHN": False,
+    "WEBAUTHN_RP_ID": None,
+    "WEBAUTHN_RP_NAME": None,
+    "WEBAUTHN_ORIGINS": None,
+    "WEBAUTHN_USER_VERIFICATION": "preferred",
+    "WEBAUTHN_ATTACHMENT": None,
+    "WEBAUTHN_ATTESTATION": "none",
+    "WEBAUTHN_TIMEOUT": 300,
+    "PASSKEY_LOGIN": False,
+    "CODE_LOGIN": False,
+    "CODE_LOGIN_SINGLE_FACTOR": False,
 }
 
 #: Every rate limit, as ``"count/period"`` strings (several joined by commas); a site's
@@ -128,6 +139,10 @@ RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
     "reset_per_account": "3/h,6/d",
     "reset_per_ip": "20/h",
     "reset_failures_per_account": "10/h,20/d",
+    # Sign-in by code (CODE_LOGIN): requests per account (or per text typed, when none
+    # matched) and per client address, on top of the send_* limits.
+    "code_login_per_account": "5/h,10/d",
+    "code_login_per_ip": "20/h",
 }
 
 #: The circuit breaker of every provider alias, unless its ``"CIRCUIT"`` dict says otherwise:
@@ -822,6 +837,112 @@ class AppSettings:
                 "phonenumbers.PhoneNumberType such as 'PREMIUM_RATE'."
             )
         return frozenset(value)
+
+    @property
+    def WEBAUTHN(self) -> bool:  # noqa: N802
+        """True: users may register security keys and passkeys (WebAuthn, through the
+        ``webauthn`` extra) and use them at the second step (off by default)."""
+        return _bool("WEBAUTHN", self._get("WEBAUTHN"))
+
+    @property
+    def WEBAUTHN_RP_ID(self) -> str | None:  # noqa: N802
+        """The relying-party id credentials are bound to: the site's registrable domain
+        (``"example.com"``). ``None``: the request's host (fine for one host; set it in
+        production, since changing it later makes every credential unusable)."""
+        value = self._get("WEBAUTHN_RP_ID")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value or "/" in value or ":" in value:
+            raise ConfigurationError(
+                "OTP_AUTH['WEBAUTHN_RP_ID'] must be a domain name such as 'example.com'."
+            )
+        return value.lower()
+
+    @property
+    def WEBAUTHN_RP_NAME(self) -> str | None:  # noqa: N802
+        """The site name authenticators show; ``SITE_NAME``, then the RP id, when unset."""
+        value = self._get("WEBAUTHN_RP_NAME")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigurationError("OTP_AUTH['WEBAUTHN_RP_NAME'] must be a non-empty string.")
+        return value.strip() if value else None
+
+    @property
+    def WEBAUTHN_ORIGINS(self) -> list[str] | None:  # noqa: N802
+        """Origins a ceremony may come from (``["https://example.com"]``). ``None``: the
+        request's own scheme and host."""
+        value = self._get("WEBAUTHN_ORIGINS")
+        if value is None:
+            return None
+        origins = _str_list("WEBAUTHN_ORIGINS", value)
+        bad = [o for o in origins if not o.startswith(("https://", "http://")) or o.endswith("/")]
+        if bad or not origins:
+            raise ConfigurationError(
+                "OTP_AUTH['WEBAUTHN_ORIGINS'] must list origins like 'https://example.com' "
+                f"(scheme and host, no path); got {bad or origins!r}."
+            )
+        return origins
+
+    @property
+    def WEBAUTHN_USER_VERIFICATION(self) -> str:  # noqa: N802
+        """``"preferred"`` (default), ``"required"`` or ``"discouraged"``: whether the
+        authenticator must check a PIN or biometric when used as a second factor.
+        Passkey sign-in always requires it."""
+        value = self._get("WEBAUTHN_USER_VERIFICATION")
+        if value not in ("preferred", "required", "discouraged"):
+            raise ConfigurationError(
+                "OTP_AUTH['WEBAUTHN_USER_VERIFICATION'] must be 'preferred', 'required' or "
+                f"'discouraged', got {value!r}."
+            )
+        return str(value)
+
+    @property
+    def WEBAUTHN_ATTACHMENT(self) -> str | None:  # noqa: N802
+        """``None`` (any authenticator), ``"platform"`` (built into the device) or
+        ``"cross-platform"`` (a roaming key: USB, NFC, BLE, a phone)."""
+        value = self._get("WEBAUTHN_ATTACHMENT")
+        if value not in (None, "platform", "cross-platform"):
+            raise ConfigurationError(
+                "OTP_AUTH['WEBAUTHN_ATTACHMENT'] must be None, 'platform' or "
+                f"'cross-platform', got {value!r}."
+            )
+        return value  # type: ignore[no-any-return]
+
+    @property
+    def WEBAUTHN_ATTESTATION(self) -> str:  # noqa: N802
+        """Attestation asked at registration: ``"none"`` (default: no vendor statement,
+        best for privacy), ``"indirect"`` or ``"direct"`` (recorded, not enforced)."""
+        value = self._get("WEBAUTHN_ATTESTATION")
+        if value not in ("none", "indirect", "direct"):
+            raise ConfigurationError(
+                "OTP_AUTH['WEBAUTHN_ATTESTATION'] must be 'none', 'indirect' or 'direct', "
+                f"got {value!r}."
+            )
+        return str(value)
+
+    @property
+    def WEBAUTHN_TIMEOUT(self) -> int:  # noqa: N802
+        """Seconds a registration or sign-in ceremony (its challenge) stays usable (300)."""
+        return _int("WEBAUTHN_TIMEOUT", self._get("WEBAUTHN_TIMEOUT"), minimum=30, maximum=900)
+
+    @property
+    def PASSKEY_LOGIN(self) -> bool:  # noqa: N802
+        """True: a passkey (a discoverable credential, with user verification) signs the
+        user in without a password, counting as both factors; the login page offers it
+        in the browser's autofill. Needs ``WEBAUTHN``."""
+        return _bool("PASSKEY_LOGIN", self._get("PASSKEY_LOGIN"))
+
+    @property
+    def CODE_LOGIN(self) -> bool:  # noqa: N802
+        """True: "email me a code" sign-in: a username, email or phone number gets a code
+        on a confirmed device instead of a password (off by default)."""
+        return _bool("CODE_LOGIN", self._get("CODE_LOGIN"))
+
+    @property
+    def CODE_LOGIN_SINGLE_FACTOR(self) -> bool:  # noqa: N802
+        """False (default): a code sign-in counts as one factor, and a second, independent
+        one (an app, a passkey, a code to another device) is still asked. True: accounts
+        without a usable password are signed in by the code alone."""
+        return _bool("CODE_LOGIN_SINGLE_FACTOR", self._get("CODE_LOGIN_SINGLE_FACTOR"))
 
     def code_ttl(self, purpose: str, channel: str) -> int:
         """Seconds a code sent for ``purpose`` over ``channel`` stays valid: ``CODE_TTL``,

@@ -41,6 +41,8 @@ __all__ = [
     "ResendTooSoonError",
     "SendCancelled",
     "StepUpRequiredError",
+    "WebAuthnRefusedError",
+    "WebAuthnRegistrationError",
 ]
 
 
@@ -135,6 +137,23 @@ class InvalidDestinationError(DeviceError):
 
     code = "invalid_destination"
     default_message = _("Enter a valid phone number or email address.")
+
+
+class WebAuthnRegistrationError(DeviceError):
+    """A security key or passkey could not be registered: the ceremony is unknown, used or
+    expired, or the authenticator's answer did not verify (origin, RP id, challenge)."""
+
+    code = "webauthn_registration_failed"
+    default_message = _("The security key or passkey could not be added. Please try again.")
+
+
+class WebAuthnRefusedError(InvalidCodeError):
+    """A security key's or passkey's answer was refused (wrong key, bad signature, an
+    unknown or used challenge, a signature counter that went backwards): one public code
+    and message for all; the precise ``reason`` stays server-side."""
+
+    code = "webauthn_refused"
+    default_message = _("That security key or passkey was not accepted. Please try again.")
 
 
 class DeliveryError(OTPAuthError):

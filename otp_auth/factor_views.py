@@ -146,6 +146,7 @@ class RecoveryCodesView(View):
         overview = factor_service.overview(request, request.user)
         context = {
             "codes": codes,
+            "codes_text": "\n".join(codes or []),
             "recovery_set": overview["recovery_set"],
             "remaining": overview["recovery_remaining"],
         }

@@ -33,6 +33,7 @@ __all__ = [
     "SecurityEpoch",
     "TOTPDevice",
     "TrustedBrowser",
+    "WebAuthnCredential",
 ]
 
 
@@ -285,6 +286,7 @@ class AuditEvent(models.Model):
         FACTOR_REMOVED = "factor_removed", _("Device removed")
         RESET_REQUESTED = "reset_requested", _("Password reset requested")
         RESET_COMPLETED = "reset_completed", _("Password reset completed")
+        CODE_LOGIN_REQUESTED = "code_login_requested", _("Sign-in code requested")
         SIGNED_OUT_EVERYWHERE = "signed_out_everywhere", _("Signed out everywhere else")
         CIRCUIT_OPENED = "circuit_opened", _("Provider circuit opened")
         CIRCUIT_CLOSED = "circuit_closed", _("Provider circuit closed")
@@ -627,3 +629,64 @@ class PasswordReset(models.Model):
 
     def __repr__(self) -> str:
         return f"<PasswordReset {self.pk} {self.status}>"
+
+
+class WebAuthnCredential(models.Model):
+    """A security key or passkey (WebAuthn public-key credential).
+
+    A row exists only once a registration ceremony succeeded (``services.webauthn``):
+    there is no unconfirmed state. Nothing here is secret: the public key verifies
+    signatures, and the credential id names the key to the authenticator. ``sign_count``
+    is the authenticator's counter at the last accepted assertion; a response whose
+    counter did not grow (when either is nonzero) is refused as a possible clone.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_webauthn_credentials",
+        verbose_name=_("user"),
+    )
+    name = models.CharField(_("name"), max_length=64, blank=True)
+    # base64url of the raw credential id (up to 1023 bytes); looked up by its SHA-256.
+    credential_id = models.TextField(_("credential id"), editable=False)
+    credential_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The WebAuthn user handle (random, not the user's pk), base64url; the same for
+    # every credential of one user.
+    user_handle = models.CharField(max_length=128, editable=False)
+    public_key = models.BinaryField(editable=False)
+    sign_count = models.PositiveBigIntegerField(_("signature counter"), default=0)
+    transports = models.JSONField(_("transports"), default=list, blank=True)
+    aaguid = models.CharField(_("authenticator model (AAGUID)"), max_length=36, blank=True)
+    attestation_format = models.CharField(_("attestation format"), max_length=32, blank=True)
+    backup_eligible = models.BooleanField(_("can be synced"), default=False)
+    backed_up = models.BooleanField(_("synced"), default=False)
+    discoverable = models.BooleanField(_("discoverable (passkey)"), default=False)
+    user_verified = models.BooleanField(_("user verified at registration"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("security key or passkey")
+        verbose_name_plural = _("security keys and passkeys")
+        ordering = ["-last_used_at", "-created_at"]
+        indexes = [models.Index(fields=["user"], name="otp_auth_webauthn_user_idx")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"<WebAuthnCredential {self.pk} sign_count={self.sign_count}>"
+
+    #: Rows exist only after a successful registration ceremony.
+    confirmed = True
+
+    @property
+    def is_passkey(self) -> bool:
+        return self.discoverable or self.backup_eligible
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return str(_("Passkey") if self.is_passkey else _("Security key"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import factor_views, password_reset_views, views, webhooks
+from . import code_login_views, factor_views, password_reset_views, views, webauthn_views, webhooks
 from .http_guard import guard_patterns
 
 app_name = "otp_auth"
@@ -60,6 +60,20 @@ urlpatterns = [
         password_reset_views.SendCodeView.as_view(),
         name="password_reset_send",
     ),
+    path(
+        "webauthn/options/", webauthn_views.WebAuthnOptionsView.as_view(), name="webauthn_options"
+    ),
+    path("security-keys/add/", webauthn_views.KeyAddView.as_view(), name="webauthn_add"),
+    path(
+        "security-keys/<int:pk>/remove/",
+        webauthn_views.KeyRemoveView.as_view(),
+        name="webauthn_remove",
+    ),
+    path("login/webauthn/", webauthn_views.KeyLoginView.as_view(), name="webauthn_login"),
+    path("login/passkey/", webauthn_views.PasskeyLoginView.as_view(), name="passkey_login"),
+    path("step-up/webauthn/", webauthn_views.KeyStepUpView.as_view(), name="webauthn_step_up"),
+    path("login/code/", code_login_views.RequestView.as_view(), name="code_login"),
+    path("login/code/verify/", code_login_views.VerifyView.as_view(), name="code_login_verify"),
     path("webhooks/<str:alias>/", webhooks.delivery_status, name="webhook"),
     path("webhooks/<str:alias>/<str:token>/", webhooks.delivery_status, name="webhook_token"),
 ]
@@ -79,6 +93,11 @@ ANONYMOUS_URL_NAMES = frozenset(
         "password_reset_send",
         "webhook",
         "webhook_token",
+        "webauthn_options",
+        "webauthn_login",
+        "passkey_login",
+        "code_login",
+        "code_login_verify",
     }
 )
 # Undecodable bodies answer 400 and a busy database 503 on every route (http_guard).

@@ -150,6 +150,13 @@ class LoginView(View):
         self, request: HttpRequest, form: Any, next_url: str, form_error: bool = False
     ) -> HttpResponse:
         context = {"form": form, "next": next_url, "delivery_error": form_error}
+        if app_settings.PASSKEY_LOGIN:
+            # Conditional UI: the browser offers passkeys in the username's autofill.
+            form.fields["username"].widget.attrs["autocomplete"] = "username webauthn"
+        context |= {
+            "passkey_login": app_settings.PASSKEY_LOGIN,
+            "code_login": app_settings.CODE_LOGIN,
+        }
         return render(request, self.template_name, context)
 
 
@@ -469,6 +476,9 @@ class DeviceConfirmView(View):
             context = _enrollment_context(request, _refused_code_form(exc.message), "")
             return render(request, self.template_name, {**context, "device": device})
         messages.success(request, _("Device added."))
+        if not factor_service.has_recovery_codes(request.user):
+            # Right after a factor is added: the moment to save a way back in.
+            messages.info(request, _("Now save recovery codes, in case you lose this device."))
         next_url = safe_next_url(request, request.session.pop(ENROLL_NEXT_SESSION_KEY, None))
         return redirect(next_url or "otp_auth:devices")
 
@@ -545,6 +555,7 @@ class StepUpView(View):
             "challenge": challenge if challenge and challenge.status == "pending" else None,
             "devices": Device.objects.confirmed().for_user(request.user),
             "authenticators": factor_service.confirmed_totp_devices(request.user),
+            "security_keys": factor_service.webauthn_credentials(request.user),
             "next": _next_from(request) or (pending or {}).get("next_url", ""),
         }
         return render(request, self.template_name, context)

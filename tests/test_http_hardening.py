@@ -110,7 +110,7 @@ def test_deeply_nested_json_is_a_400_parse_error_on_every_api_route(user):
     api = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {token}")
     body = "[" * 50_000 + "]" * 50_000
     for route in _routes("otp_auth_api"):
-        if route.endswith(("/csrf/", "/schema/", "/me/")):
+        if route.endswith(("/csrf/", "/schema/", "/me/", "/webauthn/")) and "login" not in route:
             continue  # GET only
         response = api.generic("POST", route, body, content_type="application/json")
         if route.endswith("/logout/"):

@@ -44,6 +44,15 @@ SECRET_FIELDS: dict[str, set[str]] = {
     "password_reset_verify": {"code"},
     "password_reset_new": {"new_password1", "new_password2", "code"},
     "password_reset_send": set(),
+    # An authenticator's answer is signed for one challenge: nothing to hide, but hidden.
+    "webauthn_options": set(),
+    "webauthn_add": {"credential"},
+    "webauthn_remove": set(),
+    "webauthn_login": {"credential"},
+    "passkey_login": {"credential"},
+    "webauthn_step_up": {"credential"},
+    "code_login": set(),
+    "code_login_verify": {"code"},
 }
 #: Called by providers, not people: they carry delivery reports.
 NOT_PAGES = {"webhook", "webhook_token"}

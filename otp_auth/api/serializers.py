@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 MAX_ID = 2**63 - 1  # a BIGINT primary key
-FACTOR_KINDS = ["code", "totp", "recovery"]
+FACTOR_KINDS = ["code", "totp", "webauthn", "recovery"]
 
 
 class StrictCharField(serializers.CharField):
@@ -167,7 +167,9 @@ class ChallengeSerializer(serializers.Serializer[Any]):
 
 
 class FactorSerializer(serializers.Serializer[Any]):
-    key = serializers.CharField(help_text=_("'device:<id>', 'totp:<id>' or 'recovery'."))
+    key = serializers.CharField(
+        help_text=_("'device:<id>', 'totp:<id>', 'webauthn' or 'recovery'.")
+    )
     kind = serializers.ChoiceField(choices=FACTOR_KINDS)
     label = serializers.CharField(  # type: ignore[assignment]  # the JSON key
         help_text=_("Masked, safe to show.")
@@ -182,6 +184,7 @@ class LoginChallengeSerializer(serializers.Serializer[Any]):
         choices=FACTOR_KINDS,
         help_text=_(
             "'code': sent to the device; 'totp': from the authenticator app; "
+            "'webauthn': a security key or passkey (see the login/webauthn endpoints); "
             "'recovery': one of the user's recovery codes."
         ),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from ..http_guard import guard_patterns
-from . import password_reset, views
+from . import enrollment, password_reset, views, webauthn
 from .schema import SchemaView
 
 app_name = "otp_auth_api"
@@ -22,6 +22,36 @@ urlpatterns = [
     path("devices/confirm/", views.DeviceConfirmView.as_view(), name="device_confirm"),
     path("devices/<str:pk>/remove/", views.DeviceRemoveView.as_view(), name="device_remove"),
     path("step-up/", views.StepUpView.as_view(), name="step_up"),
+    path(
+        "login/webauthn/options/",
+        webauthn.LoginKeyOptionsView.as_view(),
+        name="login_webauthn_options",
+    ),
+    path("login/webauthn/", webauthn.LoginKeyView.as_view(), name="login_webauthn"),
+    path("login/code/", enrollment.CodeLoginView.as_view(), name="code_login"),
+    path("login/code/verify/", enrollment.CodeLoginVerifyView.as_view(), name="code_login_verify"),
+    path("passkey/options/", webauthn.PasskeyOptionsView.as_view(), name="passkey_options"),
+    path("passkey/login/", webauthn.PasskeyLoginView.as_view(), name="passkey_login"),
+    path("webauthn/", webauthn.KeyListView.as_view(), name="webauthn_keys"),
+    path(
+        "webauthn/register/options/",
+        webauthn.KeyRegisterOptionsView.as_view(),
+        name="webauthn_register_options",
+    ),
+    path("webauthn/register/", webauthn.KeyRegisterView.as_view(), name="webauthn_register"),
+    path("webauthn/<str:pk>/remove/", webauthn.KeyRemoveView.as_view(), name="webauthn_remove"),
+    path("authenticators/", enrollment.AuthenticatorListView.as_view(), name="authenticators"),
+    path(
+        "authenticators/confirm/",
+        enrollment.AuthenticatorConfirmView.as_view(),
+        name="authenticator_confirm",
+    ),
+    path(
+        "authenticators/<str:pk>/remove/",
+        enrollment.AuthenticatorRemoveView.as_view(),
+        name="authenticator_remove",
+    ),
+    path("recovery-codes/", enrollment.RecoveryCodesView.as_view(), name="recovery_codes"),
     path("password-reset/", password_reset.PasswordResetView.as_view(), name="password_reset"),
     path(
         "password-reset/verify/",

@@ -156,7 +156,7 @@ class LoginFlow:
 
 
 def start_login(
-    user: Any, *, backend: str, request: HttpRequest | None = None
+    user: Any, *, backend: str, request: HttpRequest | None = None, exclude: str = ""
 ) -> tuple[LoginFlow, Challenge | None] | None:
     """Begin the second step with the user's most recently used factor.
 
@@ -165,7 +165,8 @@ def start_login(
     ``REQUIRE_ENROLLMENT``). Raises ``DeliveryError`` and ``RateLimitedError`` from the
     send.
     """
-    usable = [f for f in user_factors(user) if f.kind != "recovery"]
+    # ``exclude``: a factor already passed (a sign-in code's device), not offered again.
+    usable = [f for f in user_factors(user) if f.kind != "recovery" and f.key != exclude]
     if not usable:
         if has_confirmed_factor(user):
             # Factors exist but none may serve a sign-in (EMAIL_CODES_FOR): refuse rather
@@ -190,7 +191,7 @@ def start_login(
         )
     except RateLimitedError as exc:
         # The device's sends are limited: offer the other factors, as the HTML flow does.
-        others = [f for f in user_factors(user) if f.key != first.key]
+        others = [f for f in user_factors(user) if f.key not in (first.key, exclude)]
         if isinstance(exc, AccountLockedError) or exc.retry_after is None or not others:
             raise
         fallback = next((f for f in others if f.kind != "code"), None)

@@ -39,6 +39,7 @@ OUTCOMES: dict[str, str] = {
     Kind.FACTOR_ADDED: Outcome.SUCCESS,
     Kind.FACTOR_REMOVED: Outcome.INFO,
     Kind.RESET_REQUESTED: Outcome.INFO,
+    Kind.CODE_LOGIN_REQUESTED: Outcome.INFO,
     Kind.RESET_COMPLETED: Outcome.SUCCESS,
     Kind.SIGNED_OUT_EVERYWHERE: Outcome.INFO,
     Kind.CIRCUIT_OPENED: Outcome.FAILURE,

@@ -1,8 +1,10 @@
 """A user's second factors as one list, the enrollment policy, and what follows a change.
 
 Factors are sent-code devices (``Device``: SMS, voice, email), authenticator apps
-(``TOTPDevice``) and recovery codes. The login page offers them all; the default is the
-one used most recently, and recovery codes are never the default.
+(``TOTPDevice``), security keys and passkeys (``WebAuthnCredential``: one factor for all
+of a user's keys, since one assertion names the key used) and recovery codes. The login
+page offers them all; the default is the one used most recently, and recovery codes are
+never the default.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from django.utils.translation import gettext as _
 from ..conf import app_settings
 from ..constants import Purpose
 from ..exceptions import InvalidCodeError, OTPAuthError, RateLimitedError
-from ..models import AuditEvent, Device, RecoveryCode, RecoveryCodeSet, TOTPDevice, TrustedBrowser
+from ..models import (
+    AuditEvent,
+    Device,
+    RecoveryCode,
+    RecoveryCodeSet,
+    TOTPDevice,
+    TrustedBrowser,
+    WebAuthnCredential,
+)
 from ..signals import factor_added, factor_failed, factor_removed
 from . import audit, epoch, guard, lockout, notify, trusted
 
@@ -40,6 +50,8 @@ __all__ = [
     "audit_factor",
     "check_code",
     "user_factors",
+    "webauthn_credentials",
+    "webauthn_factor",
 ]
 
 
@@ -47,8 +59,8 @@ __all__ = [
 class Factor:
     """One way to pass the second step, as the login page lists it."""
 
-    key: str  # "device:<pk>", "totp:<pk>" or "recovery"
-    kind: str  # "code", "totp" or "recovery"
+    key: str  # "device:<pk>", "totp:<pk>", "webauthn" or "recovery"
+    kind: str  # "code", "totp", "webauthn" or "recovery"
     label: str  # masked, safe to show
     pk: int | None = None
     channel: str = ""
@@ -60,7 +72,19 @@ def confirmed_totp_devices(user_or_id: Any) -> list[TOTPDevice]:
     return list(TOTPDevice.objects.filter(user_id=user_id, confirmed=True).order_by(*ordering))
 
 
-def _last_used(row: Device | TOTPDevice) -> datetime:
+def webauthn_credentials(user_or_id: Any) -> list[WebAuthnCredential]:
+    user_id = getattr(user_or_id, "pk", user_or_id)
+    ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
+    return list(WebAuthnCredential.objects.filter(user_id=user_id).order_by(*ordering))
+
+
+def webauthn_factor(credentials: list[WebAuthnCredential]) -> Factor:
+    """The one factor that stands for all of a user's security keys and passkeys."""
+    label = credentials[0].label if len(credentials) == 1 else _("A security key or passkey")
+    return Factor("webauthn", "webauthn", str(label))
+
+
+def _last_used(row: Device | TOTPDevice | WebAuthnCredential) -> datetime:
     return row.last_used_at or datetime.min.replace(tzinfo=timezone.get_current_timezone())
 
 
@@ -87,13 +111,20 @@ def user_factors(user_or_id: Any) -> list[Factor]:
         if guard.serves_purpose(d, Purpose.LOGIN)
     ]
     factors = []
+    keys = webauthn_credentials(user_id)
     for row in order_by_last_use(devices, confirmed_totp_devices(user_id)):
+        if keys and _last_used(keys[0]) >= _last_used(row):
+            # Security keys come before a factor used no more recently (phishing-resistant).
+            factors.append(webauthn_factor(keys))
+            keys = []
         if isinstance(row, TOTPDevice):
             factors.append(Factor(f"totp:{row.pk}", "totp", row.label, row.pk))
         else:
             factors.append(
                 Factor(f"device:{row.pk}", "code", row.label, row.pk, row.default_channel)
             )
+    if keys:
+        factors.append(webauthn_factor(keys))
     if has_recovery_codes(user_id):
         factors.append(Factor("recovery", "recovery", _("A recovery code")))
     return factors
@@ -115,6 +146,8 @@ def overview(request: HttpRequest, user: Any) -> dict[str, Any]:
         browsers = trusted.valid_records(user)
     return {
         "authenticators": confirmed_totp_devices(user),
+        "webauthn_enabled": app_settings.WEBAUTHN,
+        "webauthn_credentials": webauthn_credentials(user),
         "recovery_set": code_set,
         "recovery_remaining": remaining,
         "trusted_enabled": app_settings.TRUSTED_BROWSERS,
@@ -124,10 +157,12 @@ def overview(request: HttpRequest, user: Any) -> dict[str, Any]:
 
 
 def has_confirmed_factor(user: Any) -> bool:
-    """True when the user can pass a second factor (a confirmed device or app)."""
+    """True when the user can pass a second factor (a confirmed device or app, a
+    security key or passkey)."""
     return (
         Device.objects.confirmed().for_user(user).exists()
         or TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or WebAuthnCredential.objects.filter(user=user).exists()
     )
 
 
@@ -204,7 +239,8 @@ def check_code(
         reservation.release()  # no code was judged
     if isinstance(error, RateLimitedError):
         raise guard.refused(error, user=user, request=request)
-    sender = TOTPDevice if factor == "totp" else RecoveryCodeSet
+    senders = {"totp": TOTPDevice, "webauthn": WebAuthnCredential}
+    sender = senders.get(factor, RecoveryCodeSet)
     factor_failed.send(sender=sender, user=user, factor=factor, reason=reason, request=request)
     audit_factor(AuditEvent.Kind.FAILED, user, factor, request=request, reason=reason)
     if lock_started and state is not None:
@@ -214,7 +250,11 @@ def check_code(
 
 
 def factor_added_hook(
-    request: HttpRequest | None, user: Any, factor: Device | TOTPDevice, *, actor: Any = None
+    request: HttpRequest | None,
+    user: Any,
+    factor: Device | TOTPDevice | WebAuthnCredential,
+    *,
+    actor: Any = None,
 ) -> None:
     """After a service confirmed a factor: tell the user, signal. (The audit row and the
     epoch advance come from the save itself, ``_on_factor_saved``.)"""
@@ -225,7 +265,10 @@ def factor_added_hook(
 
 
 def remove_factor(
-    factor: Device | TOTPDevice, *, request: HttpRequest | None = None, actor: Any = None
+    factor: Device | TOTPDevice | WebAuthnCredential,
+    *,
+    request: HttpRequest | None = None,
+    actor: Any = None,
 ) -> None:
     """Delete a factor row the way every path must: audited (with the ``actor``, when
     staff acted), the epoch advanced, the owner told, ``factor_removed`` sent. Callers
@@ -294,6 +337,38 @@ def _on_factor_saved(
     _changed(instance, AuditEvent.Kind.FACTOR_ADDED, epoch.Reason.FACTOR_ADDED)
 
 
+def _on_key_saved(sender: Any, *, instance: WebAuthnCredential, created: bool, **kw: Any) -> None:
+    """A security key or passkey registered, whatever the path: one audit row and an
+    epoch advance. (A row is made only by a successful ceremony; later saves record its
+    use and change nothing about the account.)"""
+    if not created:
+        return
+    actor, request = audit.context(instance)
+    audit_factor(
+        AuditEvent.Kind.FACTOR_ADDED, instance.user_id, "webauthn", request=request, actor=actor
+    )
+    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_ADDED, request=request)
+    trusted.forget_all(instance.user)
+
+
+def _on_key_deleted(sender: Any, *, instance: WebAuthnCredential, **kw: Any) -> None:
+    """Like ``_on_factor_deleted``, for a security key or passkey."""
+    origin = kw.get("origin")
+    origin_model = origin.model if isinstance(origin, QuerySet) else type(origin)
+    if origin is not None and origin_model is not sender:
+        return
+    actor, request = audit.context(instance)
+    audit_factor(
+        AuditEvent.Kind.FACTOR_REMOVED, instance.user_id, "webauthn", request=request, actor=actor
+    )
+    epoch.advance(instance.user, reason=epoch.Reason.FACTOR_REMOVED, request=request)
+    trusted.forget_all(instance.user)
+    if not has_confirmed_factor(instance.user):
+        from .recovery import delete_codes
+
+        delete_codes(instance.user, request=request, actor=actor)
+
+
 def connect() -> None:
     """Connect the receivers above (from ``AppConfig.ready``)."""
     for model in (Device, TOTPDevice):
@@ -301,3 +376,6 @@ def connect() -> None:
         post_init.connect(_on_factor_loaded, sender=model, dispatch_uid=f"otp_auth.f0-{name}")
         post_save.connect(_on_factor_saved, sender=model, dispatch_uid=f"otp_auth.f+-{name}")
         post_delete.connect(_on_factor_deleted, sender=model, dispatch_uid=f"otp_auth.f--{name}")
+    key = WebAuthnCredential
+    post_save.connect(_on_key_saved, sender=key, dispatch_uid="otp_auth.f+-WebAuthnCredential")
+    post_delete.connect(_on_key_deleted, sender=key, dispatch_uid="otp_auth.f--WebAuthnCredential")

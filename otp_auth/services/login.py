@@ -54,7 +54,7 @@ from ..exceptions import (
     RateLimitedError,
     wait_text,
 )
-from ..models import Challenge, Device, Lockout, RecoveryCode, TOTPDevice
+from ..models import Challenge, Device, Lockout, RecoveryCode, TOTPDevice, WebAuthnCredential
 from . import epoch, guard, lockout, trusted
 from .challenges import (
     cancel_challenge,
@@ -64,10 +64,13 @@ from .challenges import (
 )
 from .factors import (
     Factor,
+    _last_used,
     confirmed_totp_devices,
     has_recovery_codes,
     order_by_last_use,
     user_factors,
+    webauthn_credentials,
+    webauthn_factor,
 )
 
 __all__ = [
@@ -81,6 +84,7 @@ __all__ = [
     "mark_verified",
     "resend_login_code",
     "session_expired",
+    "sign_in",
     "start_login",
     "switch_device",
     "write_pending_cookie",
@@ -102,7 +106,8 @@ class PendingLogin:
     next_url: str
     device_id: int
     resume: bool = False
-    #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``) or "recovery".
+    #: "code" (a code sent to ``device_id``), "totp" (app ``totp_id``), "webauthn" (a
+    #: security key or passkey) or "recovery".
     factor: str = "code"
     totp_id: int | None = None
     #: The user's security epoch when the password was accepted.
@@ -122,8 +127,8 @@ class PendingLogin:
         """The key of the current factor, as ``factors.Factor.key``."""
         if self.factor == "totp":
             return f"totp:{self.totp_id}"
-        if self.factor == "recovery":
-            return "recovery"
+        if self.factor in ("recovery", "webauthn"):
+            return self.factor
         return f"device:{self.device_id}"
 
 
@@ -216,12 +221,16 @@ def confirmed_devices(user: Any) -> list[Device]:
     return list(Device.objects.confirmed().for_user(user).order_by(*ordering))
 
 
-def _lookup(user: Any) -> tuple[list[Device], list[TOTPDevice], bool, Lockout | None]:
+def _lookup(
+    user: Any,
+) -> tuple[list[Device], list[TOTPDevice], list[WebAuthnCredential], bool, Lockout | None]:
     """The user's confirmed devices (most recently used first), authenticator apps,
-    whether recovery codes are left, and the lockout row: one query for a user with a
-    device (the rest ride on it as subqueries), more only for what it says exists."""
+    security keys, whether recovery codes are left, and the lockout row: one query for a
+    user with a device (the rest ride on it as subqueries), more only for what it says
+    exists."""
     user_id = user.pk
     apps = TOTPDevice.objects.filter(user_id=OuterRef("user_id"), confirmed=True)
+    keys = WebAuthnCredential.objects.filter(user_id=OuterRef("user_id"))
     codes = RecoveryCode.objects.filter(code_set__user_id=OuterRef("user_id"), used_at__isnull=True)
     locks = Lockout.objects.filter(user_id=OuterRef("user_id"))
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
@@ -230,25 +239,38 @@ def _lookup(user: Any) -> tuple[list[Device], list[TOTPDevice], bool, Lockout | 
         .filter(user_id=user_id)
         .annotate(
             has_apps=Exists(apps),
+            has_keys=Exists(keys),
             has_codes=Exists(codes),
             has_lock=Exists(locks.exclude(locked_until=None, disabled_at=None)),
             has_lockout=Exists(locks),
         )
         .order_by(*ordering)
     )
+    # Keys count whatever WEBAUTHN says now: a setting turned off must never leave an
+    # account that has only keys with its password alone.
     if not devices:
-        authenticators = confirmed_totp_devices(user_id)
-        if not authenticators:
-            return [], [], False, None
-        return [], authenticators, has_recovery_codes(user_id), _lockout_row(user_id)
+        ordered_apps = (F("last_used_at").desc(nulls_last=True), "-created_at")
+        authenticators: list[TOTPDevice] = list(
+            TOTPDevice.objects.filter(user_id=user_id, confirmed=True)
+            .annotate(has_keys=Exists(keys))
+            .order_by(*ordered_apps)
+        )
+        # With an app, its row says whether keys exist; without, they are looked up.
+        with_keys = not authenticators or any(getattr(a, "has_keys", False) for a in authenticators)
+        credentials = webauthn_credentials(user_id) if with_keys else []
+        if not authenticators and not credentials:
+            return [], [], [], False, None
+        recovery = has_recovery_codes(user_id)
+        return [], authenticators, credentials, recovery, _lockout_row(user_id)
     first: Any = devices[0]
     authenticators = confirmed_totp_devices(user_id) if first.has_apps else []
+    credentials = webauthn_credentials(user_id) if first.has_keys else []
     state = None
     if first.has_lock:
         state = _lockout_row(user_id)
     elif first.has_lockout:
         state = Lockout(user_id=user_id)  # exists, and neither locked nor disabled
-    return devices, authenticators, bool(first.has_codes), state
+    return devices, authenticators, credentials, bool(first.has_codes), state
 
 
 def _lockout_row(user_id: Any) -> Lockout | None:
@@ -261,8 +283,12 @@ def _page(
     ordered: list[Device | TOTPDevice],
     recovery: bool,
     challenge: Challenge | None,
+    keys: list[WebAuthnCredential] | None = None,
 ) -> dict[str, Any]:
     factors: list[list[Any]] = []
+    if keys:
+        key = webauthn_factor(keys)
+        factors.append([key.key, key.kind, key.label, None, ""])
     for row in ordered:
         if isinstance(row, TOTPDevice):
             factors.append([f"totp:{row.pk}", "totp", row.label, row.pk, ""])
@@ -309,12 +335,13 @@ def start_login(
     """
     recovery: bool | None = None
     if devices is None:
-        devices, authenticators, recovery, state = _lookup(user)
+        devices, authenticators, keys, recovery, state = _lookup(user)
     else:
         authenticators = confirmed_totp_devices(user)
+        keys = webauthn_credentials(user)
         state = _lockout_row(user.pk)
     usable = [d for d in devices if guard.serves_purpose(d, Purpose.LOGIN)]
-    if not usable and not authenticators:
+    if not usable and not authenticators and not keys:
         if devices:
             # Factors exist but none may serve a sign-in (EMAIL_CODES_FOR): refuse rather
             # than fall back to the password alone.
@@ -339,11 +366,13 @@ def start_login(
         epoch=epoch.current(user),
     )
     ordered = order_by_last_use(devices, authenticators)
-    first = ordered[0]
+    first = ordered[0] if ordered else None
     challenge = None
-    if isinstance(first, TOTPDevice):
+    if keys and (first is None or _last_used(keys[0]) >= _last_used(first)):
+        pending.factor = "webauthn"  # nothing to send: the browser asks the key
+    elif isinstance(first, TOTPDevice):
         pending.factor, pending.totp_id = "totp", first.pk
-    else:
+    elif first is not None:
         try:
             # The lockout row was read with the factors a moment ago: no second read.
             with lockout.known_state(user.pk, state):
@@ -360,7 +389,7 @@ def start_login(
             pending.challenge_id, pending.device_id = challenge.public_id, first.pk
     if recovery is None:
         recovery = has_recovery_codes(user.pk)
-    pending.page = _page(request, user, ordered, recovery, challenge)
+    pending.page = _page(request, user, ordered, recovery, challenge, keys)
     _store(request, pending)
     return pending
 
@@ -377,12 +406,15 @@ def _fall_back(
     if isinstance(error, AccountLockedError) or error.retry_after is None:
         raise error  # every factor is locked, not just this device's sends
     others = [row for row in ordered if row is not device]
-    if not others and not has_recovery_codes(pending.user_id):
+    has_keys = bool(webauthn_credentials(pending.user_id))
+    if not others and not has_keys and not has_recovery_codes(pending.user_id):
         raise error
     pending.notice = notice_for(device, error)
     pending.device_id = device.pk
     app = next((row for row in others if isinstance(row, TOTPDevice)), None)
-    if app is not None:
+    if has_keys:
+        pending.factor = "webauthn"
+    elif app is not None:
         pending.factor, pending.totp_id = "totp", app.pk
     elif has_recovery_codes(pending.user_id) and not others:
         pending.factor = "recovery"
@@ -458,6 +490,15 @@ def complete_login(request: HttpRequest, code: object) -> tuple[Any, str]:
     _login_with_new_key(request, user, pending.backend)
     mark_verified(request, user, challenge, factor=pending.factor)
     return user, pending.next_url
+
+
+def sign_in(request: HttpRequest, user: Any, *, backend: str, factor: str) -> None:
+    """Log ``user`` in after a factor judged outside this module (a security key at the
+    second step, a passkey, a code sign-in): any pending flow ends, the session gets a
+    new key, and the verified mark is set."""
+    discard_pending(request)
+    _login_with_new_key(request, user, backend)
+    mark_verified(request, user, None, factor=factor)
 
 
 def _login_with_new_key(request: HttpRequest, user: Any, backend: str) -> None:
@@ -608,6 +649,10 @@ def choose_factor(request: HttpRequest, key: object) -> PendingLogin:
         if not has_recovery_codes(pending.user_id):
             raise DeviceError()
         pending.factor = "recovery"
+    elif kind == "webauthn" and not raw_pk:
+        if not webauthn_credentials(pending.user_id):
+            raise DeviceError()
+        pending.factor = "webauthn"
     elif kind == "totp":
         pk = _pk(raw_pk)
         if not TOTPDevice.objects.filter(pk=pk, user_id=pending.user_id, confirmed=True).exists():

@@ -22,17 +22,18 @@ from django.http import HttpRequest
 
 from ..constants import Purpose
 from ..exceptions import StepUpRequiredError
-from ..models import Device, RecoveryCode, TOTPDevice
+from ..models import Device, RecoveryCode, TOTPDevice, WebAuthnCredential
 
 __all__ = ["has_any_factor", "require_fresh_factor"]
 
 
 def has_any_factor(user: Any) -> bool:
-    """True when ``user`` has any confirmed factor, of any kind (one to three queries)."""
+    """True when ``user`` has any confirmed factor, of any kind (one to four queries)."""
     user_id = user.pk
     return (
         Device.objects.filter(user_id=user_id, confirmed=True).exists()
         or TOTPDevice.objects.filter(user_id=user_id, confirmed=True).exists()
+        or WebAuthnCredential.objects.filter(user_id=user_id).exists()
         or RecoveryCode.objects.filter(code_set__user_id=user_id, used_at__isnull=True).exists()
     )
 

@@ -23,6 +23,7 @@ from .login import confirmed_devices
 
 __all__ = [
     "complete_step_up",
+    "complete_step_up_with_key",
     "complete_step_up_with_totp",
     "has_recent_step_up",
     "pending_step_up",
@@ -93,6 +94,21 @@ def complete_step_up_with_totp(
     from .totp import verify_totp
 
     verify_totp(user, code, device_id=device_id, request=request)
+    pending = pending_step_up(request)
+    if pending is not None:
+        cancel_challenge(pending.get("challenge_id"), user=user)
+        request.session.pop(_PENDING, None)
+    _stamp(request, user)
+
+
+def complete_step_up_with_key(
+    request: HttpRequest, user: Any, ceremony_id: object, response: object, *, bind: str
+) -> None:
+    """Check an assertion by one of the user's security keys or passkeys and stamp the
+    session. Raises like ``webauthn.verify_assertion``."""
+    from .webauthn import verify_assertion
+
+    verify_assertion(user, ceremony_id, response, bind=bind, request=request)
     pending = pending_step_up(request)
     if pending is not None:
         cancel_challenge(pending.get("challenge_id"), user=user)

@@ -37,6 +37,7 @@ from .factors import audit_factor, check_code, factor_added_hook, remove_factor
 __all__ = [
     "ENROLL_SESSION_KEY",
     "Provisioning",
+    "confirm_device",
     "confirm_enrollment",
     "pending_enrollment",
     "provisioning",
@@ -251,6 +252,25 @@ def confirm_enrollment(
     request.session.pop(ENROLL_SESSION_KEY, None)
     if first:
         gain_second_factor(request, user, None, factor="totp")
+    factor_added_hook(request, user, device)
+    return device
+
+
+def confirm_device(
+    user: Any,
+    device_id: object,
+    code: object,
+    *,
+    name: str = "",
+    request: HttpRequest | None = None,
+) -> TOTPDevice:
+    """Activate the unconfirmed authenticator ``device_id`` of ``user`` with a code from
+    it (the API's enrollment, which has no session). Raises like ``verify_totp``."""
+    device = _check(user, code, device_id=device_id, confirmed=False, request=request)
+    device.confirmed = True
+    device.name = name.strip()[:64] or device.name
+    audit.attach(device, request=request)
+    device.save(update_fields=["confirmed", "name"])
     factor_added_hook(request, user, device)
     return device
 

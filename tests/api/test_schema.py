@@ -44,7 +44,7 @@ def test_every_operation_documents_its_answers(schema):
         for path, methods in schema["paths"].items()
         for method, operation in methods.items()
     ]
-    assert len(operations) == 17
+    assert len(operations) == 33
     for path, method, operation in operations:
         responses = operation["responses"]
         assert operation.get("summary") and operation.get("description"), (path, method)
