@@ -148,6 +148,16 @@ elif OTP_PROVIDER == "routing":
         "arkesel": VENDOR_PROVIDERS["arkesel"],
         "twilio": VENDOR_PROVIDERS["twilio"],
     }
+elif OTP_PROVIDER == "failover":
+    # SMS through Twilio, then Arkesel when Twilio certainly did not take it (the load test).
+    PROVIDERS = {
+        "default": {
+            "BACKEND": "otp_auth.providers.routing.SMSProvider",
+            "OPTIONS": {"providers": ["twilio", "arkesel"]},
+        },
+        "arkesel": VENDOR_PROVIDERS["arkesel"],
+        "twilio": VENDOR_PROVIDERS["twilio"],
+    }
 elif OTP_PROVIDER in VENDOR_PROVIDERS:
     PROVIDERS = {"default": VENDOR_PROVIDERS[OTP_PROVIDER]}
 else:
@@ -166,7 +176,25 @@ OTP_AUTH = {
     "TRUSTED_BROWSERS": env.bool("OTP_TRUSTED_BROWSERS", default=True),
     # Where vendors send delivery callbacks (scheme and host only); unset: none are asked.
     "WEBHOOK_BASE_URL": env.str("OTP_WEBHOOK_BASE_URL", default="") or None,
+    "HTTP_CONNECT_TIMEOUT": env.float("OTP_HTTP_CONNECT_TIMEOUT", default=5.0),
+    "HTTP_READ_TIMEOUT": env.float("OTP_HTTP_READ_TIMEOUT", default=15.0),
+    # OTP_SEND_IN_BACKGROUND=true: the pages enqueue sends and `manage.py db_worker`
+    # delivers them (django-tasks-db; on Django 5.2 the django-tasks backport too).
+    "SEND_IN_BACKGROUND": env.bool("OTP_SEND_IN_BACKGROUND", default=False),
 }
+if OTP_AUTH["SEND_IN_BACKGROUND"]:
+    from importlib.util import find_spec
+
+    if find_spec("django.tasks") is None:
+        INSTALLED_APPS += ["django_tasks"]
+    INSTALLED_APPS += ["django_tasks_db"]
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# OTP_RATE_LIMITS: JSON merged over the package's limits (the load test raises the
+# site-wide budgets, which one loopback address would otherwise exhaust at once).
+if env.str("OTP_RATE_LIMITS", default=""):
+    import json
+
+    OTP_AUTH["RATE_LIMITS"] = json.loads(env.str("OTP_RATE_LIMITS"))
 
 LOGGING = {
     "version": 1,

@@ -341,3 +341,39 @@ def test_the_login_works_the_same_through_the_tasks_framework(
         assert response.status_code == 302
         assert client.get("/home/").status_code == 200
     assert re.search(r"\d{6}", outbox[0].text)
+
+
+# System checks ---------------------------------------------------------------------------
+
+
+def _background_checks(**settings_changes: Any) -> list[str]:
+    from django.test import override_settings
+
+    from otp_auth.checks import check_background_sending
+
+    with override_settings(**settings_changes), otp_settings(**BACKGROUND):
+        return [message.id for message in check_background_sending()]  # type: ignore[misc]
+
+
+def test_e080_an_unknown_task_backend() -> None:
+    assert _background_checks(TASKS={"other": {"BACKEND": "x.DatabaseBackend"}}) == [
+        "otp_auth.E080"
+    ]
+
+
+def test_e080_no_tasks_framework(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert _background_checks() == ["otp_auth.E080"]
+
+
+@pytest.mark.parametrize("backend", ["ImmediateBackend", "DummyBackend"])
+def test_w080_a_backend_without_a_worker(backend: str) -> None:
+    tasks = {"default": {"BACKEND": f"django_tasks.backends.x.{backend}"}}
+    assert _background_checks(TASKS=tasks) == ["otp_auth.W080"]
+
+
+def test_a_backend_with_a_worker_passes() -> None:
+    tasks = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    assert _background_checks(TASKS=tasks) == []
