@@ -89,8 +89,9 @@ LOGOUT_REDIRECT_URL = "/"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# COOKIE_SECURE=false: cookies over plain HTTP with DEBUG off (the load test on loopback).
+SESSION_COOKIE_SECURE = env.bool("COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
@@ -156,7 +157,11 @@ elif OTP_PROVIDER == "failover":
             "OPTIONS": {"providers": ["twilio", "arkesel"]},
         },
         "arkesel": VENDOR_PROVIDERS["arkesel"],
-        "twilio": VENDOR_PROVIDERS["twilio"],
+        "twilio": {
+            **VENDOR_PROVIDERS["twilio"],
+            # OTP_CIRCUIT: JSON circuit-breaker settings for Twilio (FAILURES, WINDOW, COOL_OFF).
+            **({"CIRCUIT": env.json("OTP_CIRCUIT")} if env.str("OTP_CIRCUIT", "") else {}),
+        },
     }
 elif OTP_PROVIDER in VENDOR_PROVIDERS:
     PROVIDERS = {"default": VENDOR_PROVIDERS[OTP_PROVIDER]}
@@ -195,6 +200,12 @@ if env.str("OTP_RATE_LIMITS", default=""):
     import json
 
     OTP_AUTH["RATE_LIMITS"] = json.loads(env.str("OTP_RATE_LIMITS"))
+
+# DEMO_PLAIN_LOGIN=true adds /plain/login/ and /plain/home/: Django's own password login,
+# with no second factor, as the load test's baseline. Never in a real site.
+DEMO_PLAIN_LOGIN = env.bool("DEMO_PLAIN_LOGIN", default=False)
+if DEMO_PLAIN_LOGIN:
+    OTP_AUTH["EXEMPT_PATHS"] = ["/plain/"]
 
 LOGGING = {
     "version": 1,
