@@ -89,8 +89,9 @@ LOGOUT_REDIRECT_URL = "/"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# COOKIE_SECURE=false: cookies over plain HTTP with DEBUG off (the load test on loopback).
+SESSION_COOKIE_SECURE = env.bool("COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
@@ -148,6 +149,20 @@ elif OTP_PROVIDER == "routing":
         "arkesel": VENDOR_PROVIDERS["arkesel"],
         "twilio": VENDOR_PROVIDERS["twilio"],
     }
+elif OTP_PROVIDER == "failover":
+    # SMS through Twilio, then Arkesel when Twilio certainly did not take it (the load test).
+    PROVIDERS = {
+        "default": {
+            "BACKEND": "otp_auth.providers.routing.SMSProvider",
+            "OPTIONS": {"providers": ["twilio", "arkesel"]},
+        },
+        "arkesel": VENDOR_PROVIDERS["arkesel"],
+        "twilio": {
+            **VENDOR_PROVIDERS["twilio"],
+            # OTP_CIRCUIT: JSON circuit-breaker settings for Twilio (FAILURES, WINDOW, COOL_OFF).
+            **({"CIRCUIT": env.json("OTP_CIRCUIT")} if env.str("OTP_CIRCUIT", "") else {}),
+        },
+    }
 elif OTP_PROVIDER in VENDOR_PROVIDERS:
     PROVIDERS = {"default": VENDOR_PROVIDERS[OTP_PROVIDER]}
 else:
@@ -166,6 +181,11 @@ OTP_AUTH = {
     "TRUSTED_BROWSERS": env.bool("OTP_TRUSTED_BROWSERS", default=True),
     # Where vendors send delivery callbacks (scheme and host only); unset: none are asked.
     "WEBHOOK_BASE_URL": env.str("OTP_WEBHOOK_BASE_URL", default="") or None,
+    "HTTP_CONNECT_TIMEOUT": env.float("OTP_HTTP_CONNECT_TIMEOUT", default=5.0),
+    "HTTP_READ_TIMEOUT": env.float("OTP_HTTP_READ_TIMEOUT", default=15.0),
+    # OTP_SEND_IN_BACKGROUND=true: the pages enqueue sends and `manage.py db_worker`
+    # delivers them (django-tasks-db; on Django 5.2 the django-tasks backport too).
+    "SEND_IN_BACKGROUND": env.bool("OTP_SEND_IN_BACKGROUND", default=False),
     # Security keys and passkeys (the ``webauthn`` extra), passkey sign-in, and sign-in by
     # an emailed or texted code. The RP id must be a domain: open the demo on localhost.
     "WEBAUTHN": env.bool("OTP_WEBAUTHN", default=True),
@@ -173,6 +193,25 @@ OTP_AUTH = {
     "PASSKEY_LOGIN": env.bool("OTP_PASSKEY_LOGIN", default=True),
     "CODE_LOGIN": env.bool("OTP_CODE_LOGIN", default=True),
 }
+if OTP_AUTH["SEND_IN_BACKGROUND"]:
+    from importlib.util import find_spec
+
+    if find_spec("django.tasks") is None:
+        INSTALLED_APPS += ["django_tasks"]
+    INSTALLED_APPS += ["django_tasks_db"]
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# OTP_RATE_LIMITS: JSON merged over the package's limits (the load test raises the
+# site-wide budgets, which one loopback address would otherwise exhaust at once).
+if env.str("OTP_RATE_LIMITS", default=""):
+    import json
+
+    OTP_AUTH["RATE_LIMITS"] = json.loads(env.str("OTP_RATE_LIMITS"))
+
+# DEMO_PLAIN_LOGIN=true adds /plain/login/ and /plain/home/: Django's own password login,
+# with no second factor, as the load test's baseline. Never in a real site.
+DEMO_PLAIN_LOGIN = env.bool("DEMO_PLAIN_LOGIN", default=False)
+if DEMO_PLAIN_LOGIN:
+    OTP_AUTH["EXEMPT_PATHS"] = ["/plain/"]
 
 LOGGING = {
     "version": 1,

@@ -15,3 +15,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @otp_required
 def protected(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/protected.html")
+
+
+@login_required(login_url="/plain/login/")
+def plain_home(request: HttpRequest) -> HttpResponse:
+    """The load test's baseline page: signed in with a password only (DEMO_PLAIN_LOGIN)."""
+    return HttpResponse(f"signed in as {request.user.get_username()}")

@@ -619,3 +619,51 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 )
             )
     return messages
+
+
+@register(Tags.security)
+def check_background_sending(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``otp_auth.E080``: ``SEND_IN_BACKGROUND`` without a Tasks framework or with an
+    unknown ``TASK_BACKEND``. ``otp_auth.W080``: a backend that sends in the request
+    anyway (immediate) or never runs the task (dummy)."""
+    from importlib.util import find_spec
+
+    try:
+        if not app_settings.SEND_IN_BACKGROUND:
+            return []
+        alias = app_settings.TASK_BACKEND
+        app_settings.SEND_RETRIES  # noqa: B018 - validates the value
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    if find_spec("django.tasks") is None and find_spec("django_tasks") is None:
+        return [
+            Error(
+                "OTP_AUTH['SEND_IN_BACKGROUND'] is on, but Django's Tasks framework is not "
+                "installed: no code could be sent.",
+                hint="Use Django 6, or install the backport: pip install 'otp-auth-django[tasks]'.",
+                id="otp_auth.E080",
+            )
+        ]
+    configured = getattr(settings, "TASKS", None)
+    if configured is None:
+        configured = {"default": {"BACKEND": "immediate.ImmediateBackend"}}
+    backend = str(configured.get(alias, {}).get("BACKEND", ""))
+    if not backend:
+        return [
+            Error(
+                f"OTP_AUTH['TASK_BACKEND'] is {alias!r}, which is not in TASKS.",
+                hint="Name a backend of settings.TASKS in OTP_AUTH['TASK_BACKEND'].",
+                id="otp_auth.E080",
+            )
+        ]
+    if backend.endswith(("ImmediateBackend", "DummyBackend")):
+        what = "sends in the request anyway" if "Immediate" in backend else "never runs a task"
+        return [
+            Warning(
+                f"OTP_AUTH['SEND_IN_BACKGROUND'] is on, but TASKS[{alias!r}] is {backend}, "
+                f"which {what}.",
+                hint="Use a backend with a worker (django-tasks-db's DatabaseBackend, RQ...).",
+                id="otp_auth.W080",
+            )
+        ]
+    return []

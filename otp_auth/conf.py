@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "SMS_APP_HASH": None,
     "HTTP_CONNECT_TIMEOUT": 5.0,
     "HTTP_READ_TIMEOUT": 15.0,
+    "SEND_IN_BACKGROUND": False,
+    "TASK_BACKEND": "default",
+    "SEND_RETRIES": 2,
     "WEBHOOK_BASE_URL": None,
     "API_CREDENTIAL": "token",
     "CACHE": "default",
@@ -531,6 +534,28 @@ class AppSettings:
         """Seconds to wait for a provider's answer once the request is sent (15); per
         provider ``OPTIONS["read_timeout"]``. After it, the send's outcome is unknown."""
         return _seconds("HTTP_READ_TIMEOUT", self._get("HTTP_READ_TIMEOUT"))
+
+    @property
+    def SEND_IN_BACKGROUND(self) -> bool:  # noqa: N802
+        """Send codes from a task worker (Django's Tasks framework) instead of inside the
+        request (False). The request issues the challenge and enqueues its send; the
+        worker calls the vendors. Needs ``django.tasks`` (Django 6) or ``django-tasks``."""
+        return _bool("SEND_IN_BACKGROUND", self._get("SEND_IN_BACKGROUND"))
+
+    @property
+    def TASK_BACKEND(self) -> str:  # noqa: N802
+        """Alias in ``TASKS`` that queued sends go to (``"default"``)."""
+        value = self._get("TASK_BACKEND")
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError("OTP_AUTH['TASK_BACKEND'] must be an alias from TASKS.")
+        return value
+
+    @property
+    def SEND_RETRIES(self) -> int:  # noqa: N802
+        """How many more times a queued send is tried after every vendor refused it
+        without sending (unavailable, circuit open) (2). A send whose outcome is unknown
+        (read timeout) is never tried again."""
+        return _int("SEND_RETRIES", self._get("SEND_RETRIES"), minimum=0, maximum=10)
 
     @property
     def WEBHOOK_BASE_URL(self) -> str | None:  # noqa: N802

@@ -44,6 +44,13 @@ def is_lock_contention(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "locked" in str(exc).lower()
 
 
+def is_cache_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the shared cache (Redis) cannot be reached: the limits cannot
+    be counted, so the step is refused for now (fail closed), as a 503, not a 500."""
+    module = type(exc).__module__.split(".")[0]
+    return module == "redis" and type(exc).__name__ in ("ConnectionError", "TimeoutError")
+
+
 def _answer(request: HttpRequest, *, api: bool, status: int, code: str, text: str) -> HttpResponse:
     response: HttpResponse
     if api:
@@ -99,6 +106,21 @@ def guard_view(view: Callable[..., Any], *, api: bool = False) -> Callable[..., 
             if connection.in_atomic_block:
                 transaction.set_rollback(True)
             logger.warning("otp_auth: database busy on %s: %s", request.path, exc)
+            response = _answer(
+                request,
+                api=api,
+                status=503,
+                code="busy",
+                text=_("The service is busy. Please try again in a moment."),
+            )
+            response["Retry-After"] = str(BUSY_RETRY_AFTER)
+            return response
+        except Exception as exc:
+            if not is_cache_outage(exc):
+                raise
+            if connection.in_atomic_block:
+                transaction.set_rollback(True)
+            logger.warning("otp_auth: cache unreachable on %s: %s", request.path, exc)
             response = _answer(
                 request,
                 api=api,

@@ -176,6 +176,12 @@ class Challenge(models.Model):
     # asked with no lock held (see ``services.challenges``). Stale after ``checks_due_by``.
     checks_in_flight = models.PositiveSmallIntegerField(default=0, editable=False)
     checks_due_by = models.DateTimeField(null=True, blank=True, editable=False)
+    # A send owed by the task queue (``services.sending``): the ticket its task carries,
+    # and where it stands ("queued", "sending" once reserved for a vendor call, "sent",
+    # "failed", "dropped" when the challenge closed first). Blank for sends made in the
+    # request. A task whose ticket is no longer the row's sends nothing.
+    send_ticket = models.CharField(max_length=32, blank=True, editable=False)
+    send_state = models.CharField(_("queued send"), max_length=16, blank=True, editable=False)
 
     objects = ChallengeQuerySet.as_manager()
 

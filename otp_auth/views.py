@@ -44,6 +44,7 @@ from .services import login as login_service
 from .services import policy
 from .services import step_up as step_up_service
 from .services import trusted as trusted_service
+from .services.sending import enabled as queued_sends
 from .utils import safe_next_url
 
 __all__ = [
@@ -245,7 +246,7 @@ class VerifyView(View):
         page = pending.page
         challenge = None
         if pending.factor == "code" and pending.challenge_id:
-            if page.get("channel") and not form.errors and not locked:
+            if page.get("channel") and not form.errors and not locked and not queued_sends():
                 # The code just sent, as the password step (or the last resend) saw it:
                 # the page needs no query. A code that stopped working meanwhile is
                 # refused when it is posted, and this page is shown again from the row.

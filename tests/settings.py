@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import environ
@@ -77,6 +78,20 @@ OTP_AUTH = {
 # cookies over plain HTTP (W070, W072) are reported; the test server is one process on
 # http://testserver, so tests opt out knowingly (tests/test_checks.py asserts each one).
 SILENCED_SYSTEM_CHECKS = ["otp_auth.E005", "otp_auth.E070", "otp_auth.W070", "otp_auth.W072"]
+
+# Background sending: Django 6's django.tasks, else the django-tasks backport; the
+# database backend's app (for tests that start its worker) when installed.
+if importlib.util.find_spec("django.tasks") is not None:
+    _TASKS_PACKAGE = "django.tasks"
+elif importlib.util.find_spec("django_tasks") is not None:
+    _TASKS_PACKAGE = "django_tasks"
+    INSTALLED_APPS += ["django_tasks"]
+else:
+    _TASKS_PACKAGE = ""
+if _TASKS_PACKAGE:
+    TASKS = {"default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"}}
+    if importlib.util.find_spec("django_tasks_db") is not None:
+        INSTALLED_APPS += ["django_tasks_db"]
 
 # The DRF API (the ``drf`` extra), when installed; the core suite runs without it.
 try:

@@ -48,7 +48,7 @@ from ..providers import get_provider, provider_for_channel
 from ..providers.routing import Attempt
 from ..signals import challenge_failed, challenge_issued, challenge_locked, challenge_verified
 from ..utils import client_ip, user_agent
-from . import audit, delivery, guard, limits, lockout
+from . import audit, delivery, guard, limits, lockout, sending
 
 logger = logging.getLogger("otp_auth")
 
@@ -147,12 +147,20 @@ def issue_challenge(
         user_agent=user_agent(request),
     )
     code = None
-    if not provider.hosted_verify:
+    queued = sending.enabled()
+    if not provider.hosted_verify and not queued:
         code = generate_code()
         challenge.code_hash = hash_code(code, challenge_id=challenge.public_id, purpose=purpose)
         challenge.key_id = code_key_id()
     try:
-        attempts = _deliver(challenge, code, device.destination_for(channel))
+        if queued:
+            # The worker makes the code and sends it (``services.sending``); a number
+            # refused outright is refused now, on the page that asked.
+            delivery.check_destination_allowed(channel, device.destination_for(channel))
+            sending.prepare(challenge)
+            attempts: Sequence[Attempt] = ()
+        else:
+            attempts = _deliver(challenge, code, device.destination_for(channel))
     except DeliveryError as exc:
         challenge.status = ChallengeStatus.SEND_FAILED
         challenge.code_hash = ""
@@ -162,6 +170,10 @@ def issue_challenge(
             delivery.record_attempts(challenge, exc.attempts)
             _audit_send(challenge, exc, request=request, first=True)
         raise
+    if queued:
+        challenge.save()
+        sending.enqueue(challenge, first=True)
+        return challenge
     # One transaction, one durable commit: the challenge and its audit row (and the
     # attempt rows, when they say more than the challenge does) are written together.
     with transaction.atomic():
@@ -601,11 +613,14 @@ def resend_challenge(
                 request=request,
                 purpose=challenge.purpose,
             )
+        queued = sending.enabled()
+        if blocked is None and queued:
+            sending.prepare(challenge)
         if blocked is None:
             provider = get_provider(challenge.provider_alias)
             code = None
             challenge.code_hash = ""
-            if not provider.hosted_verify:
+            if not provider.hosted_verify and not queued:
                 code = generate_code()
                 challenge.code_hash = hash_code(
                     code, challenge_id=challenge.public_id, purpose=challenge.purpose
@@ -616,11 +631,26 @@ def resend_challenge(
             challenge.expires_at = now + timedelta(seconds=ttl)
             challenge.send_count += 1
             challenge.save(
-                update_fields=["code_hash", "key_id", "last_sent_at", "expires_at", "send_count"]
+                update_fields=[
+                    "code_hash",
+                    "key_id",
+                    "last_sent_at",
+                    "expires_at",
+                    "send_count",
+                    "send_ticket",
+                    "send_state",
+                    "delivery_status",
+                    "provider_reference",
+                ]
             )
+            if queued:
+                # A task of an earlier send finds its ticket replaced and sends nothing.
+                sending.enqueue(challenge, first=False)
     if blocked is not None:
         # Reported once the transaction is over, so that its audit row is kept.
         raise guard.refused(blocked, user=user, challenge=challenge, request=request)
+    if queued:
+        return challenge
     # Sent after the commit: a slow provider must not hold the row lock.
     device = challenge.device
     try:
