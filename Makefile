@@ -10,9 +10,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[drf]" --group test --group lint --group demo
+	touch $@ $(VENV)/.demo
+
+# The demo alone: the package's run-time dependencies and the `demo` group, no test tools.
+# (A venv made by `make test` has all of it already.)
+$(VENV)/.demo: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e . --group demo
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.demo
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_seed
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)

@@ -168,6 +168,21 @@ OTP_AUTH = {
     "WEBHOOK_BASE_URL": env.str("OTP_WEBHOOK_BASE_URL", default="") or None,
 }
 
+# Relaxed limits, for trying things out: the package's defaults stop the one demo user
+# after 5 codes to one phone in an hour and lock the second factor for 15 minutes after
+# 10 refused codes. Here: 30 codes per phone or address an hour, a lock after 20 refused
+# codes, for one minute. `manage.py otp_auth_reset_limits --user demo` clears every
+# counter and lock at once. OTP_DEMO_PACKAGE_LIMITS=True keeps the package's defaults.
+if not env.bool("OTP_DEMO_PACKAGE_LIMITS", default=False):
+    OTP_AUTH["RATE_LIMITS"] = {
+        "send_per_user": "60/h,300/d",
+        "send_per_destination": "30/h,150/d",
+        "enroll_send_per_user": "30/d",
+        "enroll_send_per_ip": "30/h,100/d",
+    }
+    OTP_AUTH["LOCKOUT_THRESHOLD"] = 20
+    OTP_AUTH["LOCKOUT_DURATION"] = 60
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
