@@ -502,7 +502,7 @@ def check_landing_page(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
                 f"LOGIN_REDIRECT_URL is {target!r}, which matches no URL: users land on a "
                 "404 page after they sign in.",
                 hint="Set LOGIN_REDIRECT_URL to a page of the site, for example "
-                '"otp_auth:devices" (where users manage their factors).',
+                '"otp_auth:security" (the account security page).',
                 id="otp_auth.W080",
             )
         ]

@@ -37,7 +37,7 @@ MIDDLEWARE.insert(
     "otp_auth.middleware.OTPMiddleware",
 )
 LOGIN_URL = "otp_auth:login"
-LOGIN_REDIRECT_URL = "otp_auth:devices"
+LOGIN_REDIRECT_URL = "otp_auth:security"
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 OTP_AUTH = {
     "PROVIDERS": {
@@ -130,7 +130,7 @@ def sign_in(project_dir: Path) -> None:
         response = client.post("/account/login/", {"username": "alice", "password": PASSWORD})
         expect_landing(client, response)
         response = client.post(
-            "/account/devices/add/", {"channel": "sms", "destination": PHONE, "name": "Phone"}
+            "/account/devices/add/", {"channel": "sms", "phone": PHONE, "name": "Phone"}
         )
         expect_redirect(response, "/account/devices/confirm/")
         response = client.post("/account/devices/confirm/", {"code": console.last_code()})
@@ -158,7 +158,7 @@ def sign_in(project_dir: Path) -> None:
             client.post(step_up, {"send": "1"})
             response = client.post(step_up, {"code": console.last_code()})
         response = client.post(
-            "/account/devices/add/", {"channel": "email", "destination": EMAIL, "name": "Mail"}
+            "/account/devices/add/", {"channel": "email", "email": EMAIL, "name": "Mail"}
         )
         expect_redirect(response, "/account/devices/confirm/")
         from django.core import mail

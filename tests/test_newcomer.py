@@ -37,7 +37,7 @@ def test_email_enrollment_without_a_mail_server_shows_a_user_message(client, mak
     user = make_user(phone=None)
     client.force_login(user)
     response = client.post(
-        "/account/devices/add/", {"channel": "email", "destination": "alice@example.com"}
+        "/account/devices/add/", {"channel": "email", "email": "alice@example.com"}
     )
     page = response.content.decode()
     assert response.status_code == 200
