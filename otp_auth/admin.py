@@ -405,8 +405,9 @@ class LockoutAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.message_user(request, _("%(user)s was not locked.") % {"user": state.user})
         from django.urls import reverse
 
-        info = self.admin_site.name, Lockout._meta.app_label, Lockout._meta.model_name
-        return HttpResponseRedirect(reverse("%s:%s_%s_change" % info, args=[state.pk]))
+        opts = Lockout._meta
+        name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change"
+        return HttpResponseRedirect(reverse(name, args=[state.pk]))
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
@@ -509,7 +510,7 @@ class OTPUserAdminMixin:
             items.append(str(_("Second factor locked")))
         status = _("On") if devices or apps else _("Off: password only")
         rows = format_html_join("", "<li>{}</li>", ((item,) for item in items))
-        return format_html("<strong>{}</strong><ul>{}</ul>", status, rows) if items else status
+        return format_html("<strong>{}</strong><ul>{}</ul>", status, rows) if items else str(status)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
         from .decorators import factor_change_check
