@@ -20,7 +20,13 @@ FORBIDDEN_PARTS = ("__pycache__", ".pyc")
 
 def required_files() -> set[str]:
     wanted = {"otp_auth/__init__.py", "otp_auth/py.typed", "otp_auth/migrations/__init__.py"}
-    patterns = ("templates/**/*", "static/**/*", "migrations/0*.py", "locale/**/*.po", "locale/**/*.mo")
+    patterns = (
+        "templates/**/*",
+        "static/**/*",
+        "migrations/0*.py",
+        "locale/**/*.po",
+        "locale/**/*.mo",
+    )
     for pattern in patterns:
         for path in PACKAGE.glob(pattern):
             if path.is_file() and "__pycache__" not in path.parts:
