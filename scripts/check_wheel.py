@@ -2,8 +2,9 @@
 
     python scripts/check_wheel.py dist/otp_auth_django-*.whl
 
-Every template, static file, migration and translation file under ``otp_auth/`` must be in the wheel,
-as must ``py.typed`` (PEP 561); tests, the demo project and caches must not be.
+Every template, static file, migration and translation file under ``otp_auth/`` must be
+in the wheel, as must ``py.typed`` (PEP 561); tests, the demo project and caches must not
+be.
 """
 
 from __future__ import annotations
