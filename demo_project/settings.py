@@ -29,6 +29,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The pages in the browser's language, when otp_auth has it (see LANGUAGES).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -77,6 +79,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("pt-br", "Português (Brasil)"),
+    ("de", "Deutsch"),
+    ("ar", "العربية"),
+]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -212,6 +222,21 @@ if env.str("OTP_RATE_LIMITS", default=""):
 DEMO_PLAIN_LOGIN = env.bool("DEMO_PLAIN_LOGIN", default=False)
 if DEMO_PLAIN_LOGIN:
     OTP_AUTH["EXEMPT_PATHS"] = ["/plain/"]
+
+# Relaxed limits, for trying things out: the package's defaults stop the one demo user
+# after 5 codes to one phone in an hour and lock the second factor for 15 minutes after
+# 10 refused codes. Here: 30 codes per phone or address an hour, a lock after 20 refused
+# codes, for one minute. `manage.py otp_auth_reset_limits --user demo` clears every
+# counter and lock at once. OTP_DEMO_PACKAGE_LIMITS=True keeps the package's defaults.
+if not env.bool("OTP_DEMO_PACKAGE_LIMITS", default=False):
+    OTP_AUTH["RATE_LIMITS"] = {
+        "send_per_user": "60/h,300/d",
+        "send_per_destination": "30/h,150/d",
+        "enroll_send_per_user": "30/d",
+        "enroll_send_per_ip": "30/h,100/d",
+    }
+    OTP_AUTH["LOCKOUT_THRESHOLD"] = 20
+    OTP_AUTH["LOCKOUT_DURATION"] = 60
 
 LOGGING = {
     "version": 1,

@@ -278,18 +278,9 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """The audit log, read-only: nobody can add, edit or delete a row here, not even in
     bulk. Old rows go only through ``otp_auth_cleanup`` and its retention setting."""
 
-    list_display = (
-        "created_at",
-        "kind",
-        "outcome",
-        "user",
-        "actor",
-        "purpose",
-        "channel",
-        "destination",
-        "ip_address",
-        "reason",
-    )
+    # Five columns fit a 1280 px screen; every field is on the change page.
+    list_display = ("created_at", "kind", "outcome", "user", "summary")
+    list_display_links = ("created_at", "kind")
     list_filter = ("kind", "outcome", "purpose", "channel", "created_at")
     date_hierarchy = "created_at"
     list_select_related = ("user", "actor")
@@ -312,6 +303,20 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     )
     readonly_fields = fields
     actions = None
+
+    @admin.display(description=_("details"))
+    def summary(self, obj: AuditEvent) -> str:
+        """Channel and destination, address and reason, in one short column."""
+        parts = [
+            " ".join(
+                p for p in (obj.get_channel_display() if obj.channel else "", obj.destination) if p
+            ),
+            obj.ip_address or "",
+            obj.reason,
+        ]
+        if obj.actor_id is not None:
+            parts.append(str(_("by %(actor)s") % {"actor": obj.actor}))
+        return " · ".join(p for p in parts if p) or "-"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -368,6 +373,52 @@ class LockoutAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     readonly_fields = fields
     actions = ["unlock"]
     recent_event_count = 20
+    change_form_template = "admin/otp_auth/lockout/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        urls = [
+            path(
+                "<path:object_id>/unlock/",
+                self.admin_site.admin_view(self.unlock_view),
+                name="otp_auth_lockout_unlock",
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def unlock_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The "Unlock" button of the change page: POST only, with the unlock permission,
+        audited like the list action."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_unlock_permission(request):
+            raise PermissionDenied
+        state = get_object_or_404(Lockout, pk=object_id)
+        if lockout.unlock(state, actor=request.user, request=request, reason="admin"):
+            self.message_user(request, _("Unlocked %(user)s.") % {"user": state.user})
+        else:
+            self.message_user(request, _("%(user)s was not locked.") % {"user": state.user})
+        from django.urls import reverse
+
+        opts = Lockout._meta
+        name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change"
+        return HttpResponseRedirect(reverse(name, args=[state.pk]))
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        obj = kwargs.get("obj")
+        context["can_unlock"] = (
+            obj is not None
+            and self.has_unlock_permission(request)
+            and bool(obj.failures or obj.locked_until or obj.disabled_at)
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
 
     @admin.display(description=_("state"))
     def state(self, obj: Lockout) -> str:
@@ -421,3 +472,62 @@ class LockoutAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class OTPUserAdminMixin:
+    """Mix into a ``UserAdmin``: its change page shows the user's two-factor status and
+    factors, and its password change form needs a fresh second factor of the staff
+    member (the factor-change policy, as for every other path). ``install_user_admin``
+    mixes it into whatever ``UserAdmin`` the site registered."""
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))  # type: ignore[misc]
+        if obj is not None:
+            fieldsets.append((_("Two-factor authentication"), {"fields": ("otp_factors",)}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        return (*fields, "otp_factors") if obj is not None else fields
+
+    @admin.display(description=_("second factors"))
+    def otp_factors(self, obj: Any) -> str:
+        from .services.factors import confirmed_totp_devices
+
+        devices = list(Device.objects.confirmed().filter(user=obj))
+        apps = list(confirmed_totp_devices(obj))
+        code_set = RecoveryCodeSet.objects.filter(user=obj).first()
+        unused = code_set.codes.filter(used_at__isnull=True).count() if code_set else 0
+        state = Lockout.objects.filter(user=obj).first()
+        items = [str(d.label) for d in devices]
+        items += [str(_("Authenticator app: %(name)s") % {"name": a.label}) for a in apps]
+        if code_set is not None:
+            items.append(
+                ngettext("%(n)d unused recovery code", "%(n)d unused recovery codes", unused)
+                % {"n": unused}
+            )
+        if state is not None and state.is_locked():
+            items.append(str(_("Second factor locked")))
+        status = _("On") if devices or apps else _("Off: password only")
+        rows = format_html_join("", "<li>{}</li>", ((item,) for item in items))
+        return format_html("<strong>{}</strong><ul>{}</ul>", status, rows) if items else str(status)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        from .decorators import factor_change_check
+
+        refusal = factor_change_check(request)
+        return refusal or super().user_change_password(request, id, form_url)  # type: ignore[misc]
+
+
+def install_user_admin(site: admin.AdminSite | None = None) -> None:
+    """Mix ``OTPUserAdminMixin`` into the user model's registered admin class (Django's
+    ``UserAdmin`` or the site's own), keeping everything else of it."""
+    site = site or admin.site
+    user_model = get_user_model()
+    current = site._registry.get(user_model)
+    if current is None or isinstance(current, OTPUserAdminMixin):
+        return
+    cls = type(current)
+    mixed = type(cls.__name__, (OTPUserAdminMixin, cls), {"__module__": cls.__module__})
+    site.unregister(user_model)
+    site.register(user_model, mixed)

@@ -479,6 +479,38 @@ def check_password_reset(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     return messages
 
 
+@register(Tags.urls)
+def check_landing_page(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``otp_auth.W090``: after sign-in users are sent to ``LOGIN_REDIRECT_URL``, and it
+    leads nowhere (Django's default ``/accounts/profile/`` in a new project is a 404)."""
+    from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+    try:
+        target = app_settings.LOGIN_REDIRECT_URL
+    except ImproperlyConfigured:
+        return []  # reported by check_settings
+    try:
+        if target.startswith("/"):
+            resolve(target.split("?", 1)[0])
+        elif "/" not in target and "." not in target:
+            reverse(target)
+        else:
+            return []  # an absolute URL, or another site: nothing to resolve here
+    except (Resolver404, NoReverseMatch):
+        return [
+            Warning(
+                f"LOGIN_REDIRECT_URL is {target!r}, which matches no URL: users land on a "
+                "404 page after they sign in.",
+                hint="Set LOGIN_REDIRECT_URL to a page of the site, for example "
+                '"otp_auth:security" (the account security page).',
+                id="otp_auth.W090",
+            )
+        ]
+    except (ImportError, ImproperlyConfigured):
+        return []  # A broken URLconf is reported by Django's own URL checks.
+    return []
+
+
 @register(Tags.templates)
 def check_messages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The SMS each purpose sends, rendered with a sample code.

@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "EXEMPT_URL_NAMES": [],
     "EXEMPT_PATHS": [],
     "ADMIN_LOGIN_REDIRECT": True,
+    "ADMIN_USER_FACTORS": True,
     "DEFAULT_REGION": None,
     "ALLOWED_COUNTRIES": None,
     "LOGIN_REDIRECT_URL": None,
@@ -458,6 +459,12 @@ class AppSettings:
     def ADMIN_LOGIN_REDIRECT(self) -> bool:  # noqa: N802
         """True: the admin's login page sends anonymous users to the two-step login."""
         return _bool("ADMIN_LOGIN_REDIRECT", self._get("ADMIN_LOGIN_REDIRECT"))
+
+    @property
+    def ADMIN_USER_FACTORS(self) -> bool:  # noqa: N802
+        """True: the registered user admin shows each user's second factors, and its
+        password change needs a fresh second factor (``OTPUserAdminMixin``)."""
+        return _bool("ADMIN_USER_FACTORS", self._get("ADMIN_USER_FACTORS"))
 
     @property
     def DEFAULT_REGION(self) -> str | None:  # noqa: N802

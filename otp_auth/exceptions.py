@@ -198,9 +198,11 @@ class ProviderError(DeliveryError):
         self.status = status
         self.response = response[:500]
         self.vendor_code = vendor_code
-        super().__init__(message, **context)
+        # A provider's own words ("email delivery failed", a vendor's reason) are for
+        # operators: users always get this class's default message, in their language.
+        super().__init__(None, **context)
         #: What operators read (logs, audit); ``message`` is what users may be shown.
-        self.detail = str(self.message)
+        self.detail = str(message) if message is not None else str(self.message)
 
     def __str__(self) -> str:
         parts = [self.detail]
@@ -246,9 +248,7 @@ class _UserFacingProviderError(ProviderRejectedError):
     operator ``detail``."""
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
-        super().__init__(None, **kwargs)
-        if detail:
-            self.detail = detail
+        super().__init__(detail or None, **kwargs)
 
 
 class InvalidNumberError(_UserFacingProviderError):

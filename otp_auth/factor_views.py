@@ -27,6 +27,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from .decorators import factor_change_check, otp_check
 from .exceptions import DeviceError, InvalidCodeError, RateLimitedError
 from .forms import CodeForm
+from .models import AuditEvent, Device
 from .services import epoch as epoch_service
 from .services import factors as factor_service
 from .services import notify as notify_service
@@ -35,6 +36,7 @@ from .services import totp as totp_service
 from .services import trusted as trusted_service
 
 __all__ = [
+    "AccountSecurityView",
     "EndOtherSessionsView",
     "PasswordChangeView",
     "RecoveryCodesView",
@@ -59,6 +61,64 @@ def _fresh(request: HttpRequest, *, back_to: str) -> HttpResponse | None:
 
 class AuthenticatorForm(CodeForm):
     name = forms.CharField(label=gettext_lazy("Name (optional)"), max_length=64, required=False)
+
+
+Kind = AuditEvent.Kind
+
+#: The security events a user is shown about their own account, in their words.
+EVENT_WORDS: dict[tuple[str, str], Any] = {
+    (Kind.VERIFIED, "login"): gettext_lazy("Signed in with a second factor"),
+    (Kind.VERIFIED, "step_up"): gettext_lazy("Confirmed a sensitive change"),
+    (Kind.VERIFIED, "password_reset"): gettext_lazy("Password reset code accepted"),
+    (Kind.FAILED, ""): gettext_lazy("Wrong code entered"),
+    (Kind.FACTOR_ADDED, ""): gettext_lazy("Sign-in factor added"),
+    (Kind.FACTOR_REMOVED, ""): gettext_lazy("Sign-in factor removed"),
+    (Kind.ACCOUNT_LOCKED, ""): gettext_lazy("Codes locked after too many wrong ones"),
+    (Kind.FACTOR_DISABLED, ""): gettext_lazy("Codes disabled after too many wrong ones"),
+    (Kind.UNLOCKED, ""): gettext_lazy("Codes unlocked"),
+    (Kind.RESET_COMPLETED, ""): gettext_lazy("Password changed by reset"),
+    (Kind.SIGNED_OUT_EVERYWHERE, ""): gettext_lazy("Other sessions signed out"),
+}
+RECENT_EVENTS = 10
+
+
+def recent_events(user: Any) -> list[dict[str, Any]]:
+    """The user's latest security events that mean something to them."""
+    kinds = {kind for kind, _purpose in EVENT_WORDS}
+    rows = AuditEvent.objects.filter(user=user, kind__in=kinds).order_by("-created_at", "-pk")
+    events = []
+    for row in rows[: RECENT_EVENTS * 3]:
+        words = EVENT_WORDS.get((row.kind, row.purpose)) or EVENT_WORDS.get((row.kind, ""))
+        if words is None:
+            continue
+        events.append({"what": words, "when": row.created_at, "ip": row.ip_address})
+        if len(events) == RECENT_EVENTS:
+            break
+    return events
+
+
+@method_decorator(never_cache, name="dispatch")
+class AccountSecurityView(View):
+    """One page on how the account is protected: factors, recovery codes, remembered
+    browsers, recent security events, and the links to change each."""
+
+    template_name = "otp_auth/security.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        from .views import _device_gate
+
+        refusal = _device_gate(request, fresh=False)
+        if refusal:
+            return refusal
+        overview = factor_service.overview(request, request.user)
+        devices = list(Device.objects.confirmed().for_user(request.user))
+        context = {
+            **overview,
+            "devices": devices,
+            "factor_count": len(devices) + len(overview["authenticators"]),
+            "events": recent_events(request.user),
+        }
+        return render(request, self.template_name, context)
 
 
 @method_decorator(secret_view, name="dispatch")
@@ -102,7 +162,15 @@ class TOTPAddView(View):
             account=request.user.get_username(),
             issuer=totp_service.issuer_name(request),
         )
-        context = {"form": form, "device": device, "setup": setup}
+        user = request.user
+        context = {
+            "form": form,
+            "device": device,
+            "setup": setup,
+            # Sent here to enroll (the account's first factor): why, and a way out.
+            "required": not factor_service.has_confirmed_factor(user)
+            and (bool(request.GET.get("next")) or factor_service.requires_enrollment(user)),
+        }
         return render(request, self.template_name, context)
 
 

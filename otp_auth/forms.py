@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
@@ -70,29 +71,70 @@ class CodeForm(forms.Form):
 
 
 class DeviceAddForm(forms.Form):
+    """A phone number or an email address, each in its own field with the right keyboard
+    and autofill (``type``, ``inputmode``, ``autocomplete``); the channel says which one
+    is used. A ``destination`` value (the older single field) is still read."""
+
     channel = forms.ChoiceField(label=_("Send codes by"))
-    destination = forms.CharField(
-        label=_("Phone number or email address"),
-        max_length=254,
-        help_text=_("Phone numbers in international format, e.g. +233 24 123 4567."),
+    phone = forms.CharField(
+        label=_("Phone number"),
+        max_length=32,
+        required=False,
+        help_text=_("In international format, starting with + and the country code."),
+        widget=forms.TextInput(attrs={"type": "tel", "inputmode": "tel", "autocomplete": "tel"}),
     )
-    name = forms.CharField(label=_("Name (optional)"), max_length=64, required=False)
+    email = forms.CharField(
+        label=_("Email address"),
+        max_length=254,
+        required=False,
+        widget=forms.EmailInput(
+            attrs={"autocomplete": "email", "autocapitalize": "off", "spellcheck": "false"}
+        ),
+    )
+    name = forms.CharField(
+        label=_("Name (optional)"),
+        max_length=64,
+        required=False,
+        help_text=_('How the device is listed, for example "Work phone".'),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["channel"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [(c.value, c.label) for c in Channel if c.value in app_settings.CHANNELS]
+        if app_settings.DEFAULT_REGION:
+            code = phonenumbers.country_code_for_region(app_settings.DEFAULT_REGION)
+            self.fields["phone"].help_text = _(
+                "Starting with + and the country code; a +%(code)s number may be typed without it."
+            ) % {"code": code}
+        if not any(c in PHONE_CHANNELS for c in app_settings.CHANNELS):
+            del self.fields["phone"]
+        if Channel.EMAIL not in app_settings.CHANNELS:
+            del self.fields["email"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        channel, destination = data.get("channel"), data.get("destination")
-        if channel and destination:
-            try:
-                if channel in PHONE_CHANNELS:
-                    data["destination"] = parse_phone_number(destination)
-                else:
-                    data["destination"] = normalize_email(destination)
-            except InvalidDestinationError as exc:
-                self.add_error("destination", forms.ValidationError(exc.message, code=exc.code))
+        channel = data.get("channel")
+        if not channel:
+            return data
+        field = "phone" if channel in PHONE_CHANNELS else "email"
+        value = (data.get(field) or self.data.get("destination") or "").strip()
+        if not value:
+            message = (
+                _("Enter the phone number to send codes to.")
+                if field == "phone"
+                else _("Enter the email address to send codes to.")
+            )
+            self.add_error(field if field in self.fields else None, message)
+            return data
+        try:
+            if channel in PHONE_CHANNELS:
+                data["destination"] = parse_phone_number(value)
+            else:
+                data["destination"] = normalize_email(value)
+        except InvalidDestinationError as exc:
+            error = forms.ValidationError(exc.message, code=exc.code)
+            self.add_error(field if field in self.fields else None, error)
         return data

@@ -379,7 +379,7 @@ class Lockout(models.Model):
         permissions = [("unlock_lockout", _("Can unlock a user's second factor"))]
 
     def __str__(self) -> str:
-        return str(_("Lockout of %(user)s") % {"user": self.user_id})
+        return str(_("Second factor of %(user)s") % {"user": self.user})
 
     def is_locked(self, now: datetime | None = None) -> bool:
         """True while a temporary lock runs, or once the codes are disabled."""

@@ -16,6 +16,7 @@ urlpatterns = [
     path("login/switch/", views.SwitchDeviceView.as_view(), name="switch"),
     path("login/cancel/", views.CancelView.as_view(), name="cancel"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("", factor_views.AccountSecurityView.as_view(), name="security"),
     path("devices/", views.DeviceListView.as_view(), name="devices"),
     path("devices/add/", views.DeviceAddView.as_view(), name="device_add"),
     path("devices/confirm/", views.DeviceConfirmView.as_view(), name="device_confirm"),

@@ -10,11 +10,13 @@ import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth import BACKEND_SESSION_KEY, REDIRECT_FIELD_NAME, login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
+from django.urls import Resolver404, resolve
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
@@ -503,6 +505,25 @@ class DeviceRemoveView(View):
         return redirect("otp_auth:devices")
 
 
+def step_up_action(next_url: str) -> str:
+    """What the step-up page says is being confirmed, from where it leads back to."""
+    try:
+        match = resolve(urlsplit(next_url).path) if next_url else None
+    except Resolver404:
+        match = None
+    actions = {
+        "otp_auth:device_add": _("To add a phone or email address, confirm it is you."),
+        "otp_auth:totp_add": _("To add an authenticator app, confirm it is you."),
+        "otp_auth:devices": _("To change how you sign in, confirm it is you."),
+        "otp_auth:recovery_codes": _("To make new recovery codes, confirm it is you."),
+        "otp_auth:password_change": _("To change your password, confirm it is you."),
+        "admin:auth_user_password_change": _(
+            "To set a user's password in the admin, confirm it is you."
+        ),
+    }
+    return actions.get(match.view_name, "") if match else ""
+
+
 @method_decorator(secret_view, name="dispatch")
 class StepUpView(View):
     """A fresh code before a sensitive action; ``?next=`` says where to go after."""
@@ -551,13 +572,16 @@ class StepUpView(View):
         challenge = (
             Challenge.objects.filter(public_id=pending["challenge_id"]).first() if pending else None
         )
+        next_url = _next_from(request) or (pending or {}).get("next_url", "")
         context = {
             "form": form,
             "challenge": challenge if challenge and challenge.status == "pending" else None,
             "devices": Device.objects.confirmed().for_user(request.user),
             "authenticators": factor_service.confirmed_totp_devices(request.user),
             "security_keys": factor_service.webauthn_credentials(request.user),
-            "next": _next_from(request) or (pending or {}).get("next_url", ""),
+            "next": next_url,
+            "action": step_up_action(next_url),
+            "cancel_url": resolve_url("otp_auth:security"),
         }
         return render(request, self.template_name, context)
 

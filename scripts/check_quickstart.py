@@ -6,7 +6,9 @@ Run with the Python of a virtualenv where only the built wheel is installed::
 
 It creates a project with ``startproject``, applies the quickstart (settings and URLs),
 runs ``check`` and ``migrate``, then signs up a device and signs in through both steps
-with Django's test client, reading codes from what the console provider prints.
+with Django's test client, reading codes from what the console provider prints. The
+page users land on after signing in must exist (not a 404), and an email device must
+confirm through Django's email framework.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 
 PROJECT = "mysite"
 PASSWORD = "quickstart-password-2fa"
-# Typed without +233: read through the quickstart's DEFAULT_REGION.
-PHONE = "024 123 4567"
+# International format: the quickstart sets no DEFAULT_REGION.
+PHONE = "+233 24 123 4567"
+EMAIL = "alice@example.com"
 
 # The README quickstart's settings, as a block appended to a new project's settings.py.
 SETTINGS_SNIPPET = """
@@ -34,6 +37,8 @@ MIDDLEWARE.insert(
     "otp_auth.middleware.OTPMiddleware",
 )
 LOGIN_URL = "otp_auth:login"
+LOGIN_REDIRECT_URL = "otp_auth:security"
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 OTP_AUTH = {
     "PROVIDERS": {
         # Development: codes are printed to the console. Use a real provider in production.
@@ -41,7 +46,6 @@ OTP_AUTH = {
         "email": {"BACKEND": "otp_auth.providers.email.EmailProvider"},
     },
     "CHANNEL_PROVIDERS": {"email": "email"},
-    "DEFAULT_REGION": "GH",  # how to read numbers typed without +country code
 }
 """
 # ... and to urls.py.
@@ -120,13 +124,13 @@ def sign_in(project_dir: Path) -> None:
     console = Console()
     client = Client()
 
-    step("first sign-in: password only (no device yet), then enroll a phone")
+    step("first sign-in: password only (no device yet), then enroll a phone and an email")
     with console.capture():
         expect_redirect(client.get("/account/devices/"), "/account/login/")
         response = client.post("/account/login/", {"username": "alice", "password": PASSWORD})
-        expect_redirect(response, "/")
+        expect_landing(client, response)
         response = client.post(
-            "/account/devices/add/", {"channel": "sms", "destination": PHONE, "name": "Phone"}
+            "/account/devices/add/", {"channel": "sms", "phone": PHONE, "name": "Phone"}
         )
         expect_redirect(response, "/account/devices/confirm/")
         response = client.post("/account/devices/confirm/", {"code": console.last_code()})
@@ -143,10 +147,39 @@ def sign_in(project_dir: Path) -> None:
         page = client.get("/account/login/verify/").content.decode()
         assert "••••4567" in page, "the code page does not show the masked phone number"
         response = client.post("/account/login/verify/", {"code": console.last_code()})
-        expect_redirect(response, "/")
-        response = client.get("/account/devices/")
-    assert response.status_code == 200, f"verified session refused: {response.status_code}"
-    step("signed in through both steps")
+        expect_landing(client, response)
+
+    # The test environment swaps EMAIL_BACKEND for Django's in-memory outbox.
+    step("add an email address: the code goes out through Django's email framework")
+    with console.capture():
+        response = client.get("/account/devices/add/")
+        if response.status_code == 302:  # a fresh step-up first, with the phone
+            step_up = response["Location"]
+            client.post(step_up, {"send": "1"})
+            response = client.post(step_up, {"code": console.last_code()})
+        response = client.post(
+            "/account/devices/add/", {"channel": "email", "email": EMAIL, "name": "Mail"}
+        )
+        expect_redirect(response, "/account/devices/confirm/")
+        from django.core import mail
+
+        codes = re.findall(r"\b(\d{6})\b", mail.outbox[-1].body)
+        assert codes, "the email carries no code"
+        response = client.post("/account/devices/confirm/", {"code": codes[-1]})
+        expect_redirect(response, "/account/devices/")
+    page = client.get("/account/devices/").content.decode()
+    assert "Mail" in page, "the email device is not listed"
+    step("signed in through both steps; phone and email confirmed")
+
+
+def expect_landing(client: Any, response: Any) -> None:
+    """The page a user lands on after signing in exists (LOGIN_REDIRECT_URL is set)."""
+    assert response.status_code == 302, f"expected a redirect, got {response.status_code}"
+    location = response["Location"]
+    landing = client.get(location)
+    assert landing.status_code == 200, (
+        f"after sign-in the user lands on {location}: {landing.status_code}"
+    )
 
 
 def main() -> None:

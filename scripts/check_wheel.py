@@ -2,8 +2,9 @@
 
     python scripts/check_wheel.py dist/otp_auth_django-*.whl
 
-Every template, migration and translation file under ``otp_auth/`` must be in the wheel,
-as must ``py.typed`` (PEP 561); tests, the demo project and caches must not be.
+Every template, static file, migration and translation file under ``otp_auth/`` must be
+in the wheel, as must ``py.typed`` (PEP 561); tests, the demo project and caches must not
+be.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ FORBIDDEN_PARTS = ("__pycache__", ".pyc")
 
 def required_files() -> set[str]:
     wanted = {"otp_auth/__init__.py", "otp_auth/py.typed", "otp_auth/migrations/__init__.py"}
-    for pattern in ("templates/**/*", "migrations/0*.py", "locale/**/*.po", "locale/**/*.mo"):
+    patterns = (
+        "templates/**/*",
+        "static/**/*",
+        "migrations/0*.py",
+        "locale/**/*.po",
+        "locale/**/*.mo",
+    )
+    for pattern in patterns:
         for path in PACKAGE.glob(pattern):
             if path.is_file() and "__pycache__" not in path.parts:
                 wanted.add(path.relative_to(ROOT).as_posix())

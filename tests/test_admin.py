@@ -156,3 +156,98 @@ def test_staff_without_permission_cannot_read_challenges(make_user: Any) -> None
     client = Client()
     login_fully(client, "clerk")
     assert client.get(CHANGELIST).status_code == 403
+
+
+# The audit list, the unlock button, the user admin -------------------------------------
+
+
+def _staff_verified(client, make_user):
+    from .conftest import login_fully
+
+    make_user("boss", is_staff=True, is_superuser=True)
+    login_fully(client, "boss")
+
+
+def test_the_audit_list_has_five_columns_with_the_details_in_one(client, make_user) -> None:
+    from otp_auth.models import AuditEvent
+
+    _staff_verified(client, make_user)
+    AuditEvent.objects.create(
+        kind="code_sent",
+        outcome="success",
+        channel="sms",
+        destination="••••4567",
+        ip_address="192.0.2.7",
+        reason="login",
+    )
+    page = client.get("/admin/otp_auth/auditevent/").content.decode()
+    headers = re.findall(r'<th scope="col" class="(?:sortable )?column-(\w+)', page)
+    assert headers == ["created_at", "kind", "outcome", "user", "summary"]
+    assert "SMS ••••4567 · 192.0.2.7 · login" in page
+
+
+def test_a_lockout_is_unlocked_with_the_button_of_its_page(client, make_user) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from otp_auth.models import AuditEvent, Lockout
+
+    _staff_verified(client, make_user)
+    locked = make_user("locked", phone="+233241111119")
+    state = Lockout.objects.create(
+        user=locked, failures=10, locked_until=timezone.now() + timedelta(minutes=15)
+    )
+    url = f"/admin/otp_auth/lockout/{state.pk}/change/"
+    page = client.get(url).content.decode()
+    unlock = f"/admin/otp_auth/lockout/{state.pk}/unlock/"
+    assert f'action="{unlock}"' in page and "Unlock second factor" in page
+    assert client.get(unlock).status_code == 405
+    response = client.post(unlock)
+    assert response.status_code == 302 and response["Location"] == url
+    state.refresh_from_db()
+    assert (state.failures, state.locked_until) == (0, None)
+    event = AuditEvent.objects.get(kind="unlocked")
+    assert event.actor.username == "boss"
+    assert "Unlock second factor" not in client.get(url).content.decode()
+    assert str(state) == "Second factor of locked"
+
+
+def test_the_unlock_button_needs_the_unlock_permission(client, make_user) -> None:
+    from django.contrib.auth.models import Permission
+
+    from otp_auth.models import Lockout
+
+    from .conftest import login_fully
+
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_lockout"))
+    victim = make_user("victim", phone="+233241111118")
+    state = Lockout.objects.create(user=victim, failures=3)
+    login_fully(client, "clerk")
+    url = f"/admin/otp_auth/lockout/{state.pk}/change/"
+    assert "Unlock second factor" not in client.get(url).content.decode()
+    assert client.post(f"/admin/otp_auth/lockout/{state.pk}/unlock/").status_code == 403
+    state.refresh_from_db()
+    assert state.failures == 3
+
+
+def test_the_user_admin_shows_the_users_factors(client, make_user) -> None:
+    _staff_verified(client, make_user)
+    alice = make_user("alice2", phone="+233241111117")
+    page = client.get(f"/admin/auth/user/{alice.pk}/change/").content.decode()
+    assert "Two-factor authentication" in page
+    assert "Phone (••••1117)" in page
+
+
+def test_the_admin_password_change_needs_a_fresh_second_factor(client, make_user, clock):
+    _staff_verified(client, make_user)
+    alice = make_user("alice3", phone="+233241111116")
+    url = f"/admin/auth/user/{alice.pk}/password/"
+    assert client.get(url).status_code == 200  # just signed in: fresh
+    clock.shift(3600)
+    response = client.post(url, {"password1": "x-new-pass-42!", "password2": "x-new-pass-42!"})
+    assert response.status_code == 302
+    assert response["Location"].startswith("/account/step-up/")
+    alice.refresh_from_db()
+    assert alice.check_password("correct horse battery staple")

@@ -106,7 +106,7 @@ def test_device_list_shows_the_users_devices(client, make_user):
 def test_add_phone_stores_e164_and_sends_an_enrollment_code(client, newcomer, outbox):
     assert client.get(ADD).status_code == 200
 
-    response = client.post(ADD, {"channel": "sms", "destination": "024 123 4567", "name": "Work"})
+    response = client.post(ADD, {"channel": "sms", "phone": "024 123 4567", "name": "Work"})
 
     assert response.status_code == 302
     assert response["Location"] == CONFIRM
@@ -120,7 +120,7 @@ def test_add_phone_stores_e164_and_sends_an_enrollment_code(client, newcomer, ou
 
 
 def test_confirm_with_the_code_confirms_the_device_and_verifies_the_session(client, newcomer):
-    client.post(ADD, {"channel": "sms", "destination": "024 123 4567"})
+    client.post(ADD, {"channel": "sms", "phone": "024 123 4567"})
 
     response = client.post(CONFIRM, {"code": last_code()})
 
@@ -131,7 +131,7 @@ def test_confirm_with_the_code_confirms_the_device_and_verifies_the_session(clie
 
 
 def test_confirm_with_a_wrong_code_is_a_form_error(client, newcomer):
-    client.post(ADD, {"channel": "sms", "destination": "024 123 4567"})
+    client.post(ADD, {"channel": "sms", "phone": "024 123 4567"})
     code = last_code()
 
     response = client.post(CONFIRM, {"code": "x"})
@@ -144,7 +144,7 @@ def test_confirm_with_a_wrong_code_is_a_form_error(client, newcomer):
 
 
 def test_add_email_device(client, newcomer, outbox):
-    response = client.post(ADD, {"channel": "email", "destination": "Alice@Example.ORG"})
+    response = client.post(ADD, {"channel": "email", "email": "Alice@Example.ORG"})
 
     assert response["Location"] == CONFIRM
     device = Device.objects.get(user=newcomer)
@@ -168,17 +168,17 @@ def test_bad_numbers_are_a_form_error_and_send_nothing(
     client, newcomer, outbox, destination, allowed, error
 ):
     with otp_settings(ALLOWED_COUNTRIES=allowed):
-        response = client.post(ADD, {"channel": "sms", "destination": destination})
+        response = client.post(ADD, {"channel": "sms", "phone": destination})
 
     assert response.status_code == 200
-    assert response.context["form"].errors["destination"] == [error]
+    assert response.context["form"].errors["phone"] == [error]
     assert outbox == []
     assert not Device.objects.exists()
     assert not Challenge.objects.exists()
 
 
 def test_a_foreign_number_is_accepted_without_an_allow_list(client, newcomer, outbox):
-    client.post(ADD, {"channel": "sms", "destination": "+1 650 253 0000"})
+    client.post(ADD, {"channel": "sms", "phone": "+1 650 253 0000"})
 
     assert Device.objects.get(user=newcomer).phone_number == "+16502530000"
     assert len(outbox) == 1
@@ -192,7 +192,7 @@ def test_an_unverified_session_of_a_user_with_devices_cannot_add_or_confirm(
     with otp_settings(ENFORCE=enforce):
         get_add = client.get(ADD)
         get_confirm = client.get(CONFIRM)
-        post_add = client.post(ADD, {"channel": "sms", "destination": "0201234567"})
+        post_add = client.post(ADD, {"channel": "sms", "phone": "0201234567"})
 
     assert get_add.status_code == get_confirm.status_code == 302
     assert get_add["Location"].startswith(VERIFY)
@@ -211,7 +211,7 @@ def test_adding_a_second_device_needs_a_fresh_step_up(client, user, outbox, cloc
 
     clock.shift(301)
     get = client.get(ADD)
-    post = client.post(ADD, {"channel": "sms", "destination": "0201234567"})
+    post = client.post(ADD, {"channel": "sms", "phone": "0201234567"})
 
     assert get.status_code == post.status_code == 302
     assert get["Location"] == f"{STEP_UP}?next=%2Faccount%2Fdevices%2Fadd%2F"
@@ -219,7 +219,7 @@ def test_adding_a_second_device_needs_a_fresh_step_up(client, user, outbox, cloc
     assert len(outbox) == 1
 
     step_up(client, ADD)
-    client.post(ADD, {"channel": "sms", "destination": "0201234567"})
+    client.post(ADD, {"channel": "sms", "phone": "0201234567"})
 
     assert Device.objects.filter(user=user).count() == 2
 

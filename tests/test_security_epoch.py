@@ -489,7 +489,7 @@ def test_the_api_offers_the_other_factors_too(alice, clock):
     assert any(f["key"] == f"device:{email_device(alice).pk}" for f in flow["factors"])
 
 
-def test_without_another_factor_the_limit_is_said_as_before(make_user, clock):
+def test_without_another_factor_the_password_step_names_the_send_cap(make_user, clock):
     make_user("solo")
     attacker = APIClient()
     for _ in range(5):
@@ -499,7 +499,10 @@ def test_without_another_factor_the_limit_is_said_as_before(make_user, clock):
     answer = password_step(Client(), "solo")
 
     assert answer.status_code == 200
-    assert "Too many attempts" in answer.content.decode()
+    page = answer.content.decode()
+    assert "No more codes can be sent to Phone" in page
+    assert "too many were sent to it recently" in page
+    assert "Too many attempts" not in page
 
 
 def _later() -> Any:

@@ -28,6 +28,7 @@ SECRET_FIELDS: dict[str, set[str]] = {
     "switch": set(),
     "cancel": set(),
     "logout": set(),
+    "security": set(),
     "devices": set(),
     "device_add": set(),
     "device_confirm": {"code"},

@@ -32,6 +32,7 @@ __all__ = [
     "before_send",
     "before_verify",
     "check_password",
+    "forget_password_failures",
     "password_delay",
     "refused",
     "send_refusal",
@@ -66,6 +67,18 @@ def _account_digest(username: str) -> str:
     that the cache holds no username). Unknown names count exactly like real ones."""
     text = unicodedata.normalize("NFKC", username).strip().casefold()
     return salted_hmac(PASSWORD_SALT, text, algorithm="sha256").hexdigest()[:32]
+
+
+def forget_password_failures(username: str) -> None:
+    """Clear the refused-password count and wait of ``username`` (an operator's reset)."""
+    digest = _account_digest(username)
+    caches[app_settings.CACHE].delete_many(
+        [
+            f"otp_auth:pw:failures:{digest}",
+            f"otp_auth:pw:until:{digest}",
+            f"otp_auth:pw:gate:{digest}:0.0",
+        ]
+    )
 
 
 def check_password(request: HttpRequest | None, username: str, password: str) -> Any | None:

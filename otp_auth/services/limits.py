@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..constants import PHONE_CHANNELS, Purpose
 from ..exceptions import RateLimitedError
 
-__all__ = ["Reservation", "current", "send_subjects", "take", "take_all"]
+__all__ = ["Reservation", "current", "forget", "send_subjects", "take", "take_all", "user_subjects"]
 
 KEY_SALT = "otp_auth.services.limits"
 # Counters outlive their window a little, so that no increment can land on a key that
@@ -108,6 +108,46 @@ def current(name: str, subject: str, *, now: float | None = None) -> dict[str, i
         key = _key(name, subject, rate.seconds, int(now // rate.seconds))
         counts[str(rate)] = int(cache.get(key, 0))
     return counts
+
+
+def forget(subjects: Iterable[tuple[str, str]], *, now: float | None = None) -> int:
+    """Drop the counts of the running windows of each ``(limit name, subject)``; how many
+    counters held something. For an operator clearing limits (``otp_auth_reset_limits``),
+    never for the request path."""
+    now = time.time() if now is None else now
+    limits = app_settings.RATE_LIMITS
+    cache = _cache()
+    keys = [
+        _key(name, subject, rate.seconds, int(now // rate.seconds))
+        for name, subject in subjects
+        for rate in limits.get(name, ())
+    ]
+    held = sum(1 for value in cache.get_many(keys).values() if value)
+    cache.delete_many(keys)
+    return held
+
+
+def user_subjects(
+    user_id: object, destinations: Iterable[str], ips: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """Every counter that can stop ``user_id``'s sign-ins and enrollments: theirs, their
+    devices' destinations and the given client addresses."""
+    subjects = [
+        ("send_per_user", f"user:{user_id}"),
+        ("enroll_send_per_user", f"user:{user_id}"),
+        ("reset_per_account", f"user:{user_id}"),
+    ]
+    subjects += [("send_per_destination", f"to:{d.strip().lower()}") for d in destinations]
+    for ip in ips:
+        for name in (
+            "send_per_ip",
+            "enroll_send_per_ip",
+            "password_failures_per_ip",
+            "verify_failures_per_ip",
+            "reset_per_ip",
+        ):
+            subjects.append((name, f"ip:{ip}"))
+    return subjects
 
 
 def calling_code(e164: str) -> str:

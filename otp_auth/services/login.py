@@ -408,6 +408,7 @@ def _fall_back(
     others = [row for row in ordered if row is not device]
     has_keys = bool(webauthn_credentials(pending.user_id))
     if not others and not has_keys and not has_recovery_codes(pending.user_id):
+        error.message = limited_message(device, error)
         raise error
     pending.notice = notice_for(device, error)
     pending.device_id = device.pk
@@ -419,6 +420,28 @@ def _fall_back(
     elif has_recovery_codes(pending.user_id) and not others:
         pending.factor = "recovery"
     # else: stay on the device with no code sent; the page offers the other devices.
+
+
+def limited_message(device: Device, error: RateLimitedError) -> str:
+    """What the password step says when no code can be sent and there is no other
+    factor: which limit stopped it, not a bare "too many attempts"."""
+    values = {"device": device.label, "wait": wait_text(max(int(error.retry_after or 1), 1))}
+    if error.limit == "send_per_destination":
+        text = _(
+            "No more codes can be sent to %(device)s for %(wait)s: too many were sent to "
+            "it recently."
+        )
+    elif error.limit in ("send_per_user", "enroll_send_per_user"):
+        text = _(
+            "No more codes can be sent to your account for %(wait)s: too many were sent recently."
+        )
+    elif error.limit in ("send_per_ip", "enroll_send_per_ip"):
+        text = _(
+            "Too many codes were asked for from this network: no more can be sent for %(wait)s."
+        )
+    else:
+        text = _("Codes cannot be sent for %(wait)s: too many were sent recently.")
+    return text % values
 
 
 def notice_for(device: Device, error: RateLimitedError) -> str:

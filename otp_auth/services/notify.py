@@ -85,8 +85,13 @@ def notify(user: Any, event: str, *, request: HttpRequest | None = None, **conte
     body = render_to_string(f"{base}/{event}.txt", values).strip() + "\n"
     try:
         return send_mail(subject, body, None, recipients)
-    except Exception:
-        logger.exception(
-            "otp_auth: could not send the %s notification to user pk=%s", event, user.pk
+    except Exception as exc:
+        # One line, no traceback: a site without a mail server (a new project, SMTP on
+        # localhost) would otherwise print one per sign-in. The sign-in goes on.
+        logger.warning(
+            "otp_auth: could not send the %s notification to user pk=%s: %s",
+            event,
+            user.pk,
+            type(exc).__name__,
         )
         return 0

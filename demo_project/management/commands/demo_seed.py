@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -42,4 +43,6 @@ class Command(BaseCommand):
             channels=["email"],
             confirmed=True,
         )
+        # A new run of the demo starts with no send caps or lockout left from the last.
+        call_command("otp_auth_reset_limits", user=[USERNAME], ip=["127.0.0.1"], stdout=self.stdout)
         self.stdout.write(f"Demo user ready: {USERNAME} / {PASSWORD} (superuser, 2 devices).")
