@@ -152,10 +152,10 @@ def wrong_code(code: str) -> str:
     return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
 
 
-# CI sets OTP_AUTH_REQUIRE_POSTGRES=1 (and _REDIS, _BROWSER, _WORKER) where the service is
-# up: a test carrying that marker which skips there is reported as failed, so a broken
-# setup cannot pass silently as "skipped".
-REQUIRABLE_MARKERS = ("postgres", "redis", "browser", "worker")
+# CI sets OTP_AUTH_REQUIRE_POSTGRES=1 (and _REDIS, _BROWSER, _WORKER, _VENDORS, _GETTEXT)
+# where the service or tool is there: a test carrying that marker which skips there is
+# reported as failed, so a broken setup cannot pass silently as "skipped".
+REQUIRABLE_MARKERS = ("postgres", "redis", "browser", "worker", "vendors", "gettext")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from typing import Any
 
 import pytest
 from django.http import QueryDict
@@ -26,9 +27,15 @@ try:  # The official package, for cross-checks only: not a dependency of otp_aut
 except ImportError:  # pragma: no cover - depends on the environment
     RequestValidator = None
 
-needs_twilio = pytest.mark.skipif(
+_skip_without_twilio = pytest.mark.skipif(
     RequestValidator is None, reason="cross-check with the official twilio package"
 )
+
+
+def needs_twilio(test: Any) -> Any:
+    """Cross-checked with Twilio's own validator (the ``vendors`` group; CI requires it)."""
+    return pytest.mark.vendors(_skip_without_twilio(test))
+
 
 pytestmark = pytest.mark.django_db
 
