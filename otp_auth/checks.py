@@ -699,3 +699,42 @@ def check_background_sending(app_configs: Any = None, **kwargs: Any) -> list[Che
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_webauthn(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Security keys and passkeys, when ``WEBAUTHN`` is on.
+
+    ``otp_auth.E095``: the ``webauthn`` package (the ``webauthn`` extra) is not installed.
+    ``otp_auth.W095``: ``DEBUG`` is off and ``WEBAUTHN_RP_ID`` is not set: credentials
+    are bound to whatever host served the registration, and moving the site (or serving
+    it under a second name) later makes them unusable.
+    """
+    try:
+        enabled = app_settings.WEBAUTHN or app_settings.PASSKEY_LOGIN
+        rp_id = app_settings.WEBAUTHN_RP_ID
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="otp_auth.E007", hint="Fix settings.OTP_AUTH.")]
+    if not enabled:
+        return []
+    messages: list[CheckMessage] = []
+    try:
+        import webauthn  # noqa: F401
+    except ImportError:
+        messages.append(
+            Error(
+                "OTP_AUTH['WEBAUTHN'] is on but the webauthn package is not installed.",
+                hint="pip install 'otp-auth-django[webauthn]'",
+                id="otp_auth.E095",
+            )
+        )
+    if rp_id is None and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "OTP_AUTH['WEBAUTHN_RP_ID'] is not set and DEBUG is False: security keys and "
+                "passkeys are bound to the host that served each registration.",
+                hint="Set WEBAUTHN_RP_ID to the site's registrable domain, e.g. 'example.com'.",
+                id="otp_auth.W095",
+            )
+        )
+    return messages

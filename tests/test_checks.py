@@ -294,3 +294,24 @@ def test_the_test_settings_silence_only_what_the_tests_cannot_avoid() -> None:
     with override_settings(DEBUG=False):
         ids = {m.id for m in check_deployment()}
     assert ids <= set(settings.SILENCED_SYSTEM_CHECKS)
+
+
+def test_webauthn_without_an_rp_id_in_production_is_warned():
+    from otp_auth.checks import check_webauthn
+
+    with override_settings(DEBUG=False), otp_settings(WEBAUTHN=True):
+        assert [m.id for m in check_webauthn()] == ["otp_auth.W095"]
+    with override_settings(DEBUG=False), otp_settings(WEBAUTHN=True, WEBAUTHN_RP_ID="example.com"):
+        assert check_webauthn() == []
+    with override_settings(DEBUG=False), otp_settings(WEBAUTHN=False):
+        assert check_webauthn() == []
+
+
+def test_webauthn_without_its_library_is_an_error(monkeypatch):
+    import sys
+
+    from otp_auth.checks import check_webauthn
+
+    monkeypatch.setitem(sys.modules, "webauthn", None)  # import raises ImportError
+    with otp_settings(WEBAUTHN=True, WEBAUTHN_RP_ID="example.com"):
+        assert [m.id for m in check_webauthn()] == ["otp_auth.E095"]
