@@ -121,7 +121,7 @@ RATE_LIMIT_DEFAULTS: dict[str, str | None] = {
     "send_per_ip": "30/h,200/d",
     # SMS and voice only: per country calling code, and the site-wide budget. On by
     # default (a circuit breaker against SMS pumping); raise them to fit the site's
-    # traffic. Turned off with DEBUG off, they are reported by otp_auth.W062.
+    # traffic. Turned off with DEBUG off, they are reported by otp_auth.W074.
     "send_per_calling_code": "100/h,500/d",
     "send_budget": "300/h,2000/d",
     # Enrollment codes (a new phone or address, which anyone with a password can type):
