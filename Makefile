@@ -43,6 +43,7 @@ fuzz: $(VENV)/.installed
 # while any msgid is new, untranslated or fuzzy.
 LANGUAGES ?= fr es pt_BR de ar
 messages: $(VENV)/.installed
+	mkdir -p otp_auth/locale
 	cd otp_auth && DJANGO_SETTINGS_MODULE=tests.settings PYTHONPATH=.. ../$(VENV)/bin/django-admin \
 		makemessages $(addprefix -l ,$(LANGUAGES)) --no-obsolete --no-wrap --no-location \
 		--ignore 'static/*'
