@@ -128,3 +128,10 @@ def test_the_visible_text_check_finds_unmarked_text() -> None:
     assert _visible_text("<p>Hello</p>") == ["Hello"]
     assert _visible_text('<button aria-label="Close">x</button>') == ["Close", "x"]
     assert _visible_text("<p>{% translate 'Hello' %} · {{ name }}</p>") == []
+
+
+def test_every_promised_language_ships_a_catalog() -> None:
+    """The languages the docs promise: none may go missing (an empty list would make the
+    checks above check nothing)."""
+    shipped = {po.parent.parent.name for po in CATALOGS}
+    assert shipped >= {"fr", "es", "pt_BR", "de", "ar"}
