@@ -1,6 +1,7 @@
 """Every page of the demo, in Chromium, at desktop and phone widths: zero axe-core
 violations (WCAG 2.0-2.2 A and AA, and axe's best practices), and nothing refused by a
-strict Content-Security-Policy (no inline script or style anywhere).
+strict Content-Security-Policy (no inline script or style anywhere). The sign-in pages
+again in Arabic: marked right-to-left, and no wider than a phone or desktop window.
 
 The CSP header is added to every response by the browser harness (``page.route``); axe
 is injected through the DevTools protocol, which that policy does not apply to.
@@ -175,5 +176,55 @@ def test_every_page_passes_axe_under_a_strict_csp(make_walker: Any, width: str) 
     walker = make_walker(width)
     walk(walker)
     assert len(walker.checked) >= 16
+    assert walker.problems == []
+    assert walker.csp == []
+
+
+ARABIC = re.compile(r"[\u0600-\u06ff]")
+# What sticks out of the page: the document wider than the window (overflow towards the
+# start side, the left in right-to-left, scrolls), or an element of the content laid out
+# past either edge (overflow towards the end side is clipped, so it does not scroll).
+OVERFLOW = """() => {
+    const width = window.innerWidth;
+    const out = [];
+    if (document.documentElement.scrollWidth > width) {
+        out.push("document " + document.documentElement.scrollWidth + " > " + width);
+    }
+    for (const el of document.querySelectorAll("main *")) {
+        const r = el.getBoundingClientRect();
+        if (r.width && r.height && (r.left < -1 || r.right > width + 1)) {
+            out.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+                + " [" + Math.round(r.left) + ", " + Math.round(r.right) + "]");
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("width", list(VIEWPORTS))
+def test_arabic_pages_are_right_to_left_and_fit_the_window(make_walker: Any, width: str) -> None:
+    """With ``Accept-Language: ar`` the sign-in pages come in Arabic, marked right-to-left,
+    with nothing wider than a phone or desktop window."""
+    walker = make_walker(width, locale="ar")
+    page, server = walker.page, walker.demo
+    page.set_extra_http_headers({"Accept-Language": "ar"})
+    server.manage("otp_auth_reset_limits", "--user", USERNAME, "--ip", "127.0.0.1")
+
+    def check(name: str, heading: str) -> None:
+        walker.check(name)
+        html = page.locator("html")
+        assert (html.get_attribute("lang"), html.get_attribute("dir")) == ("ar", "rtl"), name
+        assert page.evaluate("getComputedStyle(document.body).direction") == "rtl", name
+        assert page.inner_text("h1") == heading, name
+        assert ARABIC.search(page.inner_text("main")), name
+        assert page.evaluate(OVERFLOW) == [], (name, width)
+
+    walker.go("/account/login/")
+    check("login", "تسجيل الدخول")
+    walker.go("/account/login/code/")
+    check("sign in with a code", "تسجيل الدخول برمز")
+    walker.sign_in()
+    assert page.url == f"{server.url}/account/login/verify/", page.url
+    check("code step", "أدخِل رمزك")
     assert walker.problems == []
     assert walker.csp == []
