@@ -26,7 +26,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
@@ -42,14 +42,14 @@ from ..exceptions import (
 )
 from ..models import AuditEvent, Challenge, Device
 from ..utils import client_ip
-from . import audit, epoch, guard, limits
+from . import accounts, audit, epoch, guard, limits
 from .challenges import cancel_challenge, issue_challenge, verify_challenge
-from .password_reset import _as_phone, _email_field, _identifier, _pick_device, _subject
 
 __all__ = ["CodeLogin", "Outcome", "request_code", "verify_code"]
 
 _PREFIX = "otp_auth:code-login:"
 MAX_MATCHES = 2
+SUBJECT_SALT = "otp_auth.code-login.subject"
 
 
 @dataclass(frozen=True)
@@ -75,40 +75,21 @@ def _cache() -> Any:
     return caches[app_settings.CACHE]
 
 
-def _matching_users(text: str, phone: str | None) -> list[Any]:
-    """Active users whose username is ``text``, whose email (field or confirmed device)
-    is ``text``, or whose confirmed phone is ``phone``: one query, whatever matches."""
-    user_model = get_user_model()
-    if not text:
-        return []
-    query = Q(**{user_model.USERNAME_FIELD: text})
-    confirmed = Device.objects.confirmed()
-    if "@" in text:
-        field = _email_field(user_model)
-        if field:
-            query |= Q(**{f"{field}__iexact": text})
-        query |= Q(pk__in=confirmed.filter(email__iexact=text).values("user_id"))
-    if phone:
-        query |= Q(pk__in=confirmed.filter(phone_number=phone).values("user_id"))
-    found = list(user_model._default_manager.filter(query)[:MAX_MATCHES])
-    return [u for u in found if getattr(u, "is_active", True)]
-
-
 def request_code(identifier: object, *, request: HttpRequest | None = None) -> CodeLogin:
     """Record a code sign-in for the account behind ``identifier`` and prepare its code.
 
     Never raises for an unknown or ambiguous identifier, an account without a device, or
     a request over a limit: the caller answers all of them alike (and audits show why).
     """
-    text = _identifier(identifier)
-    phone = _as_phone(text)
-    users = _matching_users(text, phone)
+    text = accounts.identifier(identifier)
+    phone = accounts.as_phone(text)
+    users = accounts.matching_users(text, phone, limit=MAX_MATCHES)
     user = users[0] if len(users) == 1 else None
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
     owner = {"user_id": user.pk if user is not None else 0}
     devices = list(Device.objects.confirmed().filter(**owner).order_by(*ordering))
-    device, channel = _pick_device(devices, text, phone, "")
-    subject = _subject(user, text)
+    device, channel = accounts.pick_device(devices, text, phone, "")
+    subject = accounts.limit_subject(user, text, salt=SUBJECT_SALT)
     ip = client_ip(request)
     by_ip = [("code_login_per_ip", f"ip:{ip}"), ("send_per_ip", f"ip:{ip}")] if ip else []
     limited: RateLimitedError | None = None

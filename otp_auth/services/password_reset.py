@@ -36,15 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.http import HttpRequest, HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
@@ -54,7 +51,6 @@ from ..exceptions import (
     ChallengeLockedError,
     DeviceError,
     InvalidCodeError,
-    InvalidDestinationError,
     OTPAuthError,
     RateLimitedError,
     StepUpRequiredError,
@@ -63,7 +59,7 @@ from ..models import AuditEvent, Challenge, Device, PasswordReset
 from ..providers import OTPMessage, provider_for_channel
 from ..signals import challenge_failed, password_reset_completed
 from ..utils import client_ip, user_agent
-from . import audit, epoch, guard, limits, notify, trusted
+from . import accounts, audit, epoch, guard, limits, notify, trusted
 from .challenges import (
     cancel_challenge,
     ensure_resendable,
@@ -71,7 +67,6 @@ from .challenges import (
     resend_challenge,
     verify_challenge,
 )
-from .devices import parse_phone_number
 from .factors import Factor, user_factors
 
 __all__ = [
@@ -151,81 +146,8 @@ class ResetRequest:
     deliver: Callable[[], None]
 
 
-def _identifier(raw: object) -> str:
-    if not isinstance(raw, str) or len(raw) > MAX_IDENTIFIER_LENGTH:
-        return ""
-    return raw.strip()
-
-
-def _as_phone(text: str) -> str | None:
-    if "@" in text or not any(ch.isdigit() for ch in text):
-        return None
-    try:
-        return parse_phone_number(text)
-    except InvalidDestinationError:
-        return None
-
-
-def _email_field(user_model: Any) -> str | None:
-    name = str(user_model.get_email_field_name())
-    try:
-        user_model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return None
-    return name
-
-
-def _matching_users(text: str, phone: str | None) -> list[Any]:
-    """Active users with a usable password whose username is ``text`` exactly, whose
-    email address or confirmed email device is ``text`` (any case), or whose confirmed
-    phone is ``phone``. One query, whatever matches."""
-    user_model = get_user_model()
-    if not text:
-        return []
-    query = Q(**{user_model.USERNAME_FIELD: text})
-    confirmed = Device.objects.confirmed()
-    if "@" in text:
-        field = _email_field(user_model)
-        if field:
-            query |= Q(**{f"{field}__iexact": text})
-        query |= Q(pk__in=confirmed.filter(email__iexact=text).values("user_id"))
-    if phone:
-        query |= Q(pk__in=confirmed.filter(phone_number=phone).values("user_id"))
-    found = list(user_model._default_manager.filter(query)[:MAX_MATCHES])
-    return [u for u in found if getattr(u, "is_active", True) and u.has_usable_password()]
-
-
-def _pick_device(
-    devices: list[Device], text: str, phone: str | None, channel: str
-) -> tuple[Device | None, str]:
-    """The device and channel for the code: among the account's confirmed devices (most
-    recently used first), those serving the asked ``channel`` if one was asked, and of
-    those the one whose address was typed, if any. A channel asked for that no device
-    serves gets nothing: the user may be avoiding a lost phone."""
-    enabled = app_settings.CHANNELS
-    options = [
-        (device, str(name))
-        for device in devices
-        for name in device.channels
-        if name in enabled and device.serves(name)
-    ]
-    if channel:
-        options = [(device, name) for device, name in options if name == channel]
-    typed = [
-        (device, name)
-        for device, name in options
-        if (phone and device.phone_number == phone)
-        or (device.email and device.email.lower() == text.lower())
-    ]
-    pool = typed or options
-    return pool[0] if pool else (None, "")
-
-
 def _subject(user: Any, text: str) -> str:
-    """What the reset limits count against: the account, or for no single account the
-    text typed (keyed-hashed, case-folded), so that both cost the same."""
-    digest = salted_hmac(SUBJECT_SALT, text.casefold(), algorithm="sha256").hexdigest()[:40]
-    return f"user:{user.pk}" if user is not None else f"id:{digest}"
+    return accounts.limit_subject(user, text, salt=SUBJECT_SALT)
 
 
 def _supersede(subject: str) -> None:
@@ -249,17 +171,17 @@ def request_reset(
     answers all of them alike. Every request is audited (``reset_requested``, with the
     reason kept server-side).
     """
-    text = _identifier(identifier)
+    text = accounts.identifier(identifier)
     wanted = channel if isinstance(channel, str) and channel in app_settings.CHANNELS else ""
-    phone = _as_phone(text)
-    users = _matching_users(text, phone)
+    phone = accounts.as_phone(text)
+    users = accounts.matching_users(text, phone, limit=MAX_MATCHES, usable_password=True)
     user = users[0] if len(users) == 1 else None
     ordering = (F("last_used_at").desc(nulls_last=True), "-created_at")
     # For no account the very same statement runs, with a primary key no user has (0
     # also reads as a UUID or a string key).
     owner = {"user_id": user.pk if user is not None else 0}
     devices = list(Device.objects.confirmed().filter(**owner).order_by(*ordering))
-    device, chosen = _pick_device(devices, text, phone, wanted)
+    device, chosen = accounts.pick_device(devices, text, phone, wanted)
     subject = _subject(user, text)
     ip = client_ip(request)
     # The address pays for a send on every request, account or not (the reset code's own
