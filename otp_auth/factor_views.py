@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .decorators import factor_change_check, otp_check
-from .exceptions import DeviceError, InvalidCodeError, RateLimitedError
+from .exceptions import InvalidCodeError, RateLimitedError
 from .forms import CodeForm
 from .models import AuditEvent, Device
 from .services import epoch as epoch_service
@@ -34,6 +34,7 @@ from .services import notify as notify_service
 from .services import recovery as recovery_service
 from .services import totp as totp_service
 from .services import trusted as trusted_service
+from .views import FactorRemoveView
 
 __all__ = [
     "AccountSecurityView",
@@ -175,20 +176,12 @@ class TOTPAddView(View):
 
 
 @method_decorator(secret_view, name="dispatch")
-class TOTPRemoveView(View):
-    http_method_names = ["post"]
+class TOTPRemoveView(FactorRemoveView):
+    not_found = gettext_lazy("That authenticator app was not found.")
+    removed = gettext_lazy("Authenticator app removed.")
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        refusal = _fresh(request, back_to="otp_auth:devices")
-        if refusal:
-            return refusal
-        try:
-            totp_service.remove_totp_device(request.user, pk, request=request)
-        except DeviceError:
-            messages.error(request, _("That authenticator app was not found."))
-        else:
-            messages.success(request, _("Authenticator app removed."))
-        return redirect("otp_auth:devices")
+    def remove(self, request: HttpRequest, pk: int) -> None:
+        totp_service.remove_totp_device(request.user, pk, request=request)
 
 
 @method_decorator(secret_view, name="dispatch")

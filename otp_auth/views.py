@@ -20,6 +20,7 @@ from django.urls import Resolver404, resolve
 from django.utils.decorators import method_decorator
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -486,23 +487,33 @@ class DeviceConfirmView(View):
         return redirect(next_url or "otp_auth:devices")
 
 
-@method_decorator(secret_view, name="dispatch")
-class DeviceRemoveView(View):
-    """Removing a device needs a fresh second factor (``STEP_UP_MAX_AGE``)."""
+class FactorRemoveView(View):
+    """Removing a factor of any kind: the factor-change policy, then the kind's remove
+    service (which audits, advances the epoch and tells the user), then the devices page."""
 
     http_method_names = ["post"]
+    not_found: Any = gettext_lazy("That device was not found.")
+    removed: Any = gettext_lazy("Device removed.")
+
+    def remove(self, request: HttpRequest, pk: int) -> None:
+        device_service.remove_device(request.user, pk, request=request)
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         refusal = factor_change_check(request, back_to=resolve_url("otp_auth:devices"))
         if refusal:
             return refusal
         try:
-            device_service.remove_device(request.user, pk, request=request)
+            self.remove(request, pk)
         except DeviceError:
-            messages.error(request, _("That device was not found."))
+            messages.error(request, self.not_found)
         else:
-            messages.success(request, _("Device removed."))
+            messages.success(request, self.removed)
         return redirect("otp_auth:devices")
+
+
+@method_decorator(secret_view, name="dispatch")
+class DeviceRemoveView(FactorRemoveView):
+    """Removing a device needs a fresh second factor (``STEP_UP_MAX_AGE``)."""
 
 
 def step_up_action(next_url: str) -> str:

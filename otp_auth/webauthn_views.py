@@ -41,7 +41,7 @@ from .services import policy
 from .services import step_up as step_up_service
 from .services import webauthn as webauthn_service
 from .utils import safe_next_url
-from .views import pending_cookie
+from .views import FactorRemoveView, pending_cookie
 
 __all__ = [
     "KeyAddView",
@@ -192,20 +192,12 @@ class KeyAddView(View):
 
 
 @method_decorator(secret_view, name="dispatch")
-class KeyRemoveView(View):
-    http_method_names = ["post"]
+class KeyRemoveView(FactorRemoveView):
+    not_found = gettext_lazy("That security key was not found.")
+    removed = gettext_lazy("Security key removed.")
 
-    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
-        refusal = factor_change_check(request, back_to=resolve_url("otp_auth:devices"))
-        if refusal:
-            return refusal
-        try:
-            webauthn_service.remove_credential(request.user, pk, request=request)
-        except DeviceError:
-            messages.error(request, _("That security key was not found."))
-        else:
-            messages.success(request, _("Security key removed."))
-        return redirect("otp_auth:devices")
+    def remove(self, request: HttpRequest, pk: int) -> None:
+        webauthn_service.remove_credential(request.user, pk, request=request)
 
 
 @method_decorator(secret_view, name="dispatch")
