@@ -8,7 +8,7 @@ tests/test_import_suite.py runs tests/importing in a pytest process of its own.
 from __future__ import annotations
 
 from tests.settings import *  # noqa: F403
-from tests.settings import INSTALLED_APPS, MIDDLEWARE
+from tests.settings import DATABASES, INSTALLED_APPS, MIDDLEWARE
 
 INSTALLED_APPS = [
     *INSTALLED_APPS,
@@ -25,3 +25,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [*MIDDLEWARE, "allauth.account.middleware.AccountMiddleware"]
 # allauth's hook for encrypting secrets at rest: the import must open them through it.
 MFA_ADAPTER = "tests.importing.adapter.SealingMFAAdapter"
+
+# A test database of its own on PostgreSQL: the suite that starts this one may be using
+# the default test database name at the same time.
+if not DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    _name = DATABASES["default"]["NAME"]
+    DATABASES = {"default": {**DATABASES["default"], "TEST": {"NAME": f"test_{_name}_import"}}}
