@@ -9,7 +9,7 @@ PORT ?= 8000
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[drf]" --group test --group vendors --group lint --group demo
+	$(PY) -m pip install --quiet -e ".[drf]" --group test --group import-tests --group vendors --group lint --group demo
 	touch $@ $(VENV)/.demo
 
 # The demo alone: the package's run-time dependencies and the `demo` group, no test tools.

@@ -26,6 +26,7 @@ __all__ = [
     "Challenge",
     "DeliveryAttempt",
     "Device",
+    "ImportedFactor",
     "Lockout",
     "PasswordReset",
     "RecoveryCode",
@@ -696,3 +697,40 @@ class WebAuthnCredential(models.Model):
         if self.name:
             return self.name
         return str(_("Passkey") if self.is_passkey else _("Security key"))
+
+
+class ImportedFactor(models.Model):
+    """A factor row of another package that ``otp_auth_import`` has moved here.
+
+    ``(source, source_id)`` names the row it came from (``django_otp.totp`` and the
+    primary key, for one), so running the command again imports nothing twice. Holds no
+    secret: the factor itself lives in ``TOTPDevice``, ``Device`` or ``RecoveryCode``.
+    """
+
+    class Kind(models.TextChoices):
+        TOTP = "totp", _("authenticator app")
+        PHONE = "phone", _("phone")
+        RECOVERY_CODES = "recovery_codes", _("recovery codes")
+
+    source = models.CharField(_("source"), max_length=32)
+    source_id = models.CharField(_("source row"), max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="otp_imported_factors",
+        verbose_name=_("user"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    created_at = models.DateTimeField(_("imported"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("imported factor")
+        verbose_name_plural = _("imported factors")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "source_id"], name="otp_auth_imported_factor_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.source_id}"

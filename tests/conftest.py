@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,11 @@ from otp_auth.models import Device
 from otp_auth.providers import locmem
 
 PASSWORD = "correct horse battery staple"
+
+# tests/importing needs the apps of tests.settings_import; test_import_suite.py runs it in
+# a pytest process of its own.
+if os.environ.get("DJANGO_SETTINGS_MODULE") != "tests.settings_import":
+    collect_ignore = ["importing"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from ..models import AuditEvent, Challenge, DeliveryAttempt
 from ..signals import audit_event, circuit_closed, circuit_opened, delivery_status_changed
 from ..utils import client_ip, user_agent
 
-__all__ = ["attach", "context", "event", "log", "record", "record_challenge"]
+__all__ = ["attach", "context", "event", "log", "reason_of", "record", "record_challenge"]
 
 Kind = AuditEvent.Kind
 Outcome = AuditEvent.Outcome
@@ -138,10 +138,19 @@ def _on_delivery_status(sender: Any, *, attempt: DeliveryAttempt, status: str, *
         record_challenge(challenge, [(kind, attempt.vendor_code or status)])
 
 
-def attach(instance: Any, *, actor: Any = None, request: HttpRequest | None = None) -> None:
-    """Say who changes ``instance`` (a factor row) and from which request, for the audit
-    row that its save or delete writes."""
+def attach(
+    instance: Any, *, actor: Any = None, request: HttpRequest | None = None, reason: str = ""
+) -> None:
+    """Say who changes ``instance`` (a factor row), from which request and why (a short
+    word such as ``imported``), for the audit row that its save or delete writes."""
     instance._otp_auth_audit = (actor, request)
+    instance._otp_auth_audit_reason = reason
+
+
+def reason_of(instance: Any) -> str:
+    """The reason attached to ``instance`` by ``attach``, or ``""``."""
+    found = getattr(instance, "_otp_auth_audit_reason", "")
+    return found if isinstance(found, str) else ""
 
 
 def context(instance: Any) -> tuple[Any, HttpRequest | None]:

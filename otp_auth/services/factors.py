@@ -285,14 +285,16 @@ def _changed(instance: Device | TOTPDevice, kind: str, reason: str) -> tuple[Any
     """One audit row (with the actor and request the service attached) and an epoch
     advance for a factor row that was added or removed; returns ``(actor, request)``."""
     actor, request = audit.context(instance)
+    why = audit.reason_of(instance)
     if isinstance(instance, TOTPDevice):
-        audit_factor(kind, instance.user_id, "totp", request=request, actor=actor)
+        audit_factor(kind, instance.user_id, "totp", request=request, actor=actor, reason=why)
     else:
         audit.log(
             kind,
             user=instance.user_id,
             actor=actor,
             request=request,
+            reason=why,
             channel=instance.default_channel,
             destination=instance.masked_destination,
         )

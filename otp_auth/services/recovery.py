@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 from ..conf import app_settings
 from ..crypto import key_id, secret_keys
 from ..exceptions import InvalidCodeError, OTPAuthError
-from ..models import AuditEvent, RecoveryCode, RecoveryCodeSet
+from ..models import AuditEvent, ImportedFactor, RecoveryCode, RecoveryCodeSet
 from ..signals import factor_verified, recovery_codes_generated
 from . import epoch, notify
 from .factors import audit_factor, check_code
@@ -44,7 +44,9 @@ __all__ = [
     "RecoveryCodes",
     "delete_codes",
     "generate_codes",
+    "import_codes",
     "key_ids",
+    "normalize_imported_code",
     "normalize_recovery_code",
     "recovery_key_id",
     "remaining_codes",
@@ -56,6 +58,8 @@ GROUPS = 3
 GROUP_LENGTH = 5
 KEY_SALT = "otp_auth.recovery-code"
 MAX_INPUT_LENGTH = 64
+IMPORTED_MIN_LENGTH = 6
+IMPORTED_MAX_LENGTH = 32
 
 
 def _now() -> datetime:
@@ -73,6 +77,21 @@ def normalize_recovery_code(raw: object) -> str | None:
         return None
     cleaned = "".join(ch for ch in raw if ch not in " -\t").upper()
     if len(cleaned) != GROUPS * GROUP_LENGTH or not all(ch in ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def normalize_imported_code(raw: object) -> str | None:
+    """A backup code brought from another package (``otp_auth_import``), in the form its
+    hash is made of: without spaces or dashes, upper-cased, ASCII letters and digits,
+    ``IMPORTED_MIN_LENGTH`` to ``IMPORTED_MAX_LENGTH`` long; else ``None``. Accepted at
+    sign-in only from users who have imported codes."""
+    if not isinstance(raw, str) or len(raw) > MAX_INPUT_LENGTH:
+        return None
+    cleaned = "".join(ch for ch in raw if ch not in " -\t").upper()
+    if not IMPORTED_MIN_LENGTH <= len(cleaned) <= IMPORTED_MAX_LENGTH:
+        return None
+    if not all(ch.isascii() and ch.isalnum() for ch in cleaned):
         return None
     return cleaned
 
@@ -141,6 +160,49 @@ def generate_codes(user: Any, *, request: HttpRequest | None = None) -> list[str
     return codes
 
 
+def import_codes(user: Any, codes: list[str], *, reason: str = "imported") -> int:
+    """Add backup codes the user already holds from another package to their set, hashed
+    like every recovery code, so the same codes keep working here. Audited (``reason``)
+    and the epoch advanced, as any new factor; the user is not told, nothing changed for
+    them. Codes that cannot be one (``normalize_imported_code``) are left out. Returns how
+    many were added; ``ValueError`` when the user's set is hashed under another key than
+    ``SECRET_KEY`` (regenerate it or finish the key rotation first)."""
+    cleaned = list(dict.fromkeys(c for c in map(normalize_imported_code, codes) if c))
+    if not cleaned:
+        return 0
+    current = recovery_key_id(settings.SECRET_KEY)
+    with transaction.atomic():
+        code_set, created = RecoveryCodeSet.objects.select_for_update().get_or_create(
+            user_id=user.pk, defaults={"key_id": current}
+        )
+        if not created and code_set.key_id not in ("", current) and code_set.codes.exists():
+            raise ValueError("recovery codes under an older key")
+        rows = []
+        for code in cleaned:
+            salt = secrets.token_hex(16)
+            digest = _hash(code, salt=salt, user_id=user.pk, secret=settings.SECRET_KEY)
+            rows.append(RecoveryCode(code_set=code_set, salt=salt, code_hash=digest))
+        RecoveryCode.objects.bulk_create(rows)
+        if code_set.key_id != current:
+            code_set.key_id = current
+            code_set.save(update_fields=["key_id"])
+    epoch.advance(user, reason=epoch.Reason.RECOVERY_CODES)
+    audit_factor(
+        AuditEvent.Kind.FACTOR_ADDED,
+        user,
+        "recovery_codes",
+        request=None,
+        reason=reason,
+        count=len(rows),
+    )
+    return len(rows)
+
+
+def _has_imported_codes(user_id: Any) -> bool:
+    kind = ImportedFactor.Kind.RECOVERY_CODES
+    return ImportedFactor.objects.filter(user_id=user_id, kind=kind).exists()
+
+
 def delete_codes(user: Any, *, request: HttpRequest | None = None, actor: Any = None) -> bool:
     """Delete the user's recovery codes (the admin's "delete"): audited with ``actor``, the
     epoch advanced, the user told. Callers apply the factor-change policy first. True if
@@ -199,6 +261,10 @@ def use_recovery_code(
         return code_set
 
     def judge(code_set: RecoveryCodeSet, now: datetime) -> tuple[OTPAuthError | None, str]:
+        nonlocal normalized
+        if normalized is None and _has_imported_codes(user.pk):
+            # Backup codes brought from another package keep their own shape.
+            normalized = normalize_imported_code(code)
         if normalized is None:
             return InvalidCodeError("malformed"), "malformed"
         unused = list(code_set.codes.filter(used_at__isnull=True))
