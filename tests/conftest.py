@@ -184,12 +184,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
     """Rate-limit counters live in the cache, which outlives a test: start each test with
-    none. (Under xdist with Redis, each worker has its own Redis database.)"""
+    none. (Under xdist with Redis, each worker has its own Redis database.) Parsed
+    settings and built providers start afresh too, so that no test sees another's."""
     from django.conf import settings
     from django.core.cache import caches
 
+    from otp_auth.conf import app_settings
+    from otp_auth.providers import get_provider
     from otp_auth.services.epoch import forget_memo
 
     for alias in settings.CACHES:
         caches[alias].clear()
     forget_memo()
+    app_settings.clear()
+    get_provider.cache_clear()
