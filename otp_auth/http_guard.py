@@ -103,33 +103,11 @@ def guard_view(view: Callable[..., Any], *, api: bool = False) -> Callable[..., 
         except OperationalError as exc:
             if not is_lock_contention(exc):
                 raise
-            if connection.in_atomic_block:
-                transaction.set_rollback(True)
-            logger.warning("otp_auth: database busy on %s: %s", request.path, exc)
-            response = _answer(
-                request,
-                api=api,
-                status=503,
-                code="busy",
-                text=_("The service is busy. Please try again in a moment."),
-            )
-            response["Retry-After"] = str(BUSY_RETRY_AFTER)
-            return response
+            return _busy(request, api, "database busy", exc)
         except Exception as exc:
             if not is_cache_outage(exc):
                 raise
-            if connection.in_atomic_block:
-                transaction.set_rollback(True)
-            logger.warning("otp_auth: cache unreachable on %s: %s", request.path, exc)
-            response = _answer(
-                request,
-                api=api,
-                status=503,
-                code="busy",
-                text=_("The service is busy. Please try again in a moment."),
-            )
-            response["Retry-After"] = str(BUSY_RETRY_AFTER)
-            return response
+            return _busy(request, api, "cache unreachable", exc)
 
     # The middleware's CSRF check would read the body before it is known to be readable:
     # the check runs inside instead (csrf_protect above), unless the view is exempt.
@@ -159,3 +137,20 @@ def guard_patterns(
             if api or entry.name in open_names:
                 entry.callback.login_required = False  # type: ignore[attr-defined]
     return result
+
+
+def _busy(request: HttpRequest, api: bool, what: str, exc: Exception) -> HttpResponse:
+    """A contended database or an unreachable cache: roll back, say so, 503 with
+    Retry-After (never a 500 for what passes by itself)."""
+    if connection.in_atomic_block:
+        transaction.set_rollback(True)
+    logger.warning("otp_auth: %s on %s: %s", what, request.path, exc)
+    response = _answer(
+        request,
+        api=api,
+        status=503,
+        code="busy",
+        text=_("The service is busy. Please try again in a moment."),
+    )
+    response["Retry-After"] = str(BUSY_RETRY_AFTER)
+    return response

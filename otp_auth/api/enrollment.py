@@ -40,14 +40,9 @@ from .views import (
     _errors,
     _login_challenge,
     _ok,
+    _pk,
     _require_fresh_factor,
 )
-
-
-def _pk(request: Request) -> Any:
-    user: Any = request.user
-    return user.pk
-
 
 __all__ = [
     "AuthenticatorConfirmView",

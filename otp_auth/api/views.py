@@ -401,6 +401,12 @@ class MeView(OTPAPIView):
         return Response({"id": str(user.pk), "username": user.get_username()})
 
 
+def _pk(request: Request) -> Any:
+    """The primary key of the request's (authenticated) user."""
+    user: Any = request.user
+    return user.pk
+
+
 def _require_fresh_factor(request: Request, proof: dict[str, Any] | None) -> None:
     """The factor-change policy (``services.policy``), as for HTML and the admin: with
     any factor, a code checked just now (``proof``: a step-up challenge's, or one from an

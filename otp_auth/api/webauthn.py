@@ -37,14 +37,9 @@ from .views import (
     OTPAPIView,
     _errors,
     _ok,
+    _pk,
     _require_fresh_factor,
 )
-
-
-def _pk(request: Request) -> Any:
-    user: Any = request.user
-    return user.pk
-
 
 __all__ = [
     "KeyListView",

@@ -13,14 +13,23 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
-from ..exceptions import InvalidDestinationError
+from ..exceptions import InvalidDestinationError, RateLimitedError
 from ..models import Device
+from . import guard
 from .devices import parse_phone_number
 
-__all__ = ["as_phone", "identifier", "limit_subject", "matching_users", "pick_device"]
+__all__ = [
+    "as_phone",
+    "identifier",
+    "limit_subject",
+    "matching_users",
+    "pick_device",
+    "request_reason",
+]
 
 MAX_IDENTIFIER_LENGTH = 254
 
@@ -102,6 +111,25 @@ def pick_device(
     ]
     pool = typed or options
     return pool[0] if pool else (None, "")
+
+
+def request_reason(
+    limited: RateLimitedError | None,
+    user: Any,
+    users: list[Any],
+    device: Device | None,
+    *,
+    request: HttpRequest | None,
+    purpose: str,
+) -> str:
+    """The audit reason of a request made from a typed identifier (kept server-side; the
+    answer is the same whatever it is); a limit that refused it is reported here."""
+    if limited is not None:
+        guard.refused(limited, user=user, request=request, purpose=purpose)
+        return "rate_limited"
+    if user is None:
+        return "ambiguous" if users else "no_account"
+    return "code" if device is not None else "no_device"
 
 
 def limit_subject(user: Any, text: str, *, salt: str) -> str:

@@ -107,13 +107,9 @@ def request_code(identifier: object, *, request: HttpRequest | None = None) -> C
         "attempts": 0,
     }
     _cache().set(_PREFIX + flow, record, app_settings.CODE_TTL)
-    if limited is not None:
-        guard.refused(limited, user=user, request=request, purpose=Purpose.LOGIN)
-        reason = "rate_limited"
-    elif user is None:
-        reason = "ambiguous" if users else "no_account"
-    else:
-        reason = "code" if device is not None else "no_device"
+    reason = accounts.request_reason(
+        limited, user, users, device, request=request, purpose=Purpose.LOGIN
+    )
     audit.log(
         AuditEvent.Kind.CODE_LOGIN_REQUESTED,
         user=user,

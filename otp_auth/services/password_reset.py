@@ -206,13 +206,9 @@ def request_reset(
         ip_address=ip,
         user_agent=user_agent(request),
     )
-    if limited is not None:
-        guard.refused(limited, user=user, request=request, purpose=Purpose.PASSWORD_RESET)
-        reason = "rate_limited"
-    elif user is None:
-        reason = "ambiguous" if users else "no_account"
-    else:
-        reason = "code" if device is not None else "no_device"
+    reason = accounts.request_reason(
+        limited, user, users, device, request=request, purpose=Purpose.PASSWORD_RESET
+    )
     audit.log(
         AuditEvent.Kind.RESET_REQUESTED,
         user=user,
